@@ -1,0 +1,66 @@
+"""keras-preact: paper-faithful ResNet v1, pre-activation ResNet v2 and DenseNet for Keras 3.
+
+    >>> import keras_preact
+    >>> model = keras_preact.ResNetV2_164()            # CIFAR, 10 classes
+    >>> model = keras_preact.get_model("densenet_bc_100_12", classes=100)
+    >>> keras_preact.list_models()
+
+Papers: He et al., "Deep Residual Learning for Image Recognition" (CVPR 2016);
+He et al., "Identity Mappings in Deep Residual Networks" (ECCV 2016);
+Huang et al., "Densely Connected Convolutional Networks" (CVPR 2017).
+"""
+
+from keras_preact import layers
+from keras_preact.analysis import count_flops, count_params, paper_depth
+from keras_preact.densenet import (
+    DenseNet,
+    DenseNet121,
+    DenseNet161,
+    DenseNet169,
+    DenseNet201,
+    DenseNet264,
+    DenseNet_40_12,
+    DenseNet_100_12,
+    DenseNet_100_24,
+    DenseNet_BC_100_12,
+    DenseNet_BC_190_40,
+    DenseNet_BC_250_24,
+)
+from keras_preact.features import feature_extractor
+from keras_preact.registry import ModelSpec, get_model, get_model_spec, list_models
+from keras_preact.resnet import (
+    ResNet,
+    ResNet18,
+    ResNet34,
+    ResNet50,
+    ResNet101,
+    ResNet152,
+    ResNet_20,
+    ResNet_32,
+    ResNet_44,
+    ResNet_56,
+    ResNet_110,
+    ResNet_1202,
+)
+from keras_preact.resnet_v2 import (
+    ResNet50V2,
+    ResNet101V2,
+    ResNet152V2,
+    ResNetV2,
+    ResNetV2_18,
+    ResNetV2_20,
+    ResNetV2_32,
+    ResNetV2_34,
+    ResNetV2_44,
+    ResNetV2_50,
+    ResNetV2_56,
+    ResNetV2_101,
+    ResNetV2_110,
+    ResNetV2_152,
+    ResNetV2_164,
+    ResNetV2_200,
+    ResNetV2_1001,
+)
+from keras_preact.zoo import list_zoo
+
+__version__ = "0.1.0"

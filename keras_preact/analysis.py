@@ -1,0 +1,58 @@
+"""Counting what the papers count: parameters, multiply-adds, depth."""
+
+from keras import layers
+
+# Convs the papers leave out of a network's depth: projection shortcuts
+# (`*_0_conv`) and the gates of the v2 paper's gating ablations.
+_NOT_COUNTED_SUFFIXES = ("_0_conv", "_gate_conv")
+
+
+def count_params(model, trainable_only=False):
+    """Number of parameters; `trainable_only` drops BN moving statistics.
+
+    keras.applications publishes `model.count_params()` (all weights);
+    torchvision and the papers publish learnable parameters only.
+    """
+    weights = model.trainable_weights if trainable_only else model.weights
+    total = 0
+    for w in weights:
+        size = 1
+        for d in w.shape:
+            size *= int(d)
+        total += size
+    return total
+
+
+def count_flops(model):
+    """Multiply-adds of one forward pass on one image (the papers' "FLOPs").
+
+    Counts Conv2D and Dense layers, which is what the ResNet paper's Table 1
+    counts (3.8e9 for ResNet-50); BN, ReLU, pooling and additions are left
+    out. The model's input height and width must be fixed.
+    """
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D):
+            _, height, width, out_channels = layer.output.shape
+            if height is None or width is None:
+                raise ValueError(
+                    f"count_flops needs a fixed input size; layer {layer.name!r} has "
+                    f"output shape {layer.output.shape}. Build the model with an "
+                    "input_shape such as (224, 224, 3)."
+                )
+            kh, kw, in_channels, _ = layer.kernel.shape
+            total += height * width * out_channels * kh * kw * in_channels
+        elif isinstance(layer, layers.Dense):
+            total += int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
+    return int(total)
+
+
+def paper_depth(model):
+    """Weighted layers as the papers count them: convs and FC layers, without
+    projection shortcuts or gates (ResNet-110, DenseNet-121, ...)."""
+    return sum(
+        1
+        for layer in model.layers
+        if isinstance(layer, (layers.Conv2D, layers.Dense))
+        and not layer.name.endswith(_NOT_COUNTED_SUFFIXES)
+    )

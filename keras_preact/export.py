@@ -1,0 +1,221 @@
+"""Export a trained keras-preact model as a SavedModel that TensorFlow Serving serves.
+
+The SavedModel needs nothing but TensorFlow to load: no Keras, no
+keras_preact, no custom objects. It has two signatures:
+
+- `serving_default`: input `images`, uint8 `[N, H, W, 3]` RGB pixels 0..255.
+  Any H, W is accepted; other sizes than the model's are resized in-graph.
+- `serving_bytes`: input `image_bytes`, tf.string `[N]` of encoded JPEG or
+  PNG files of any size. The `_bytes` suffix makes TF Serving's REST API
+  accept `{"b64": ...}` values for it.
+
+Both return `probabilities` (float32 `[N, classes]`), `top_k_classes`
+(int32 `[N, k]`), `top_k_probabilities` (float32 `[N, k]`) and
+`top_k_class_names` (tf.string `[N, k]`), with k = min(5, classes). The
+pixels reach the network exactly as in training: the model's own
+`ImageNormalization` layer normalizes them inside the graph.
+
+A training run directory (see training/) is exported with `export_run`,
+which rebuilds the architecture named in `run.json` and loads
+`final.weights.h5` into it, so the SavedModel and the zoo's weight file
+come from the same weights.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from keras_preact.layers import ImageNormalization
+
+SERVING_DEFAULT = "serving_default"
+SERVING_BYTES = "serving_bytes"
+IMAGES_INPUT = "images"
+BYTES_INPUT = "image_bytes"
+OUTPUT_NAMES = ("probabilities", "top_k_classes", "top_k_probabilities", "top_k_class_names")
+TOP_K = 5
+RUN_FILE = "run.json"
+WEIGHTS_FILE = "final.weights.h5"
+REQUIRED_RUN_KEYS = ("model", "model_kwargs", "dataset", "class_names")
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What `export_run` and `zoo.publish` read from a training run directory.
+
+    Attributes:
+        model_dir: Path. The run directory.
+        architecture: str. Registry name of the trained model (`run.json` "model").
+        model_kwargs: dict. Keyword arguments it was built with.
+        class_names: list of str. Names of the classes, in label order.
+        record: dict. The whole `run.json`.
+    """
+
+    model_dir: Path
+    architecture: str
+    model_kwargs: dict
+    class_names: list
+    record: dict
+
+    @property
+    def weights_path(self):
+        return self.model_dir / WEIGHTS_FILE
+
+
+def read_run(model_dir):
+    """Read and check a training run directory's `run.json`.
+
+    Raises:
+        ValueError: the directory, `run.json`, one of its required keys or
+            `final.weights.h5` is missing.
+    """
+    model_dir = Path(model_dir)
+    run_file = model_dir / RUN_FILE
+    if not run_file.is_file():
+        raise ValueError(
+            f"{model_dir} is not a training run directory: it has no {RUN_FILE}. "
+            "Pass the --model_dir a training run wrote."
+        )
+    record = json.loads(run_file.read_text())
+    missing = [key for key in REQUIRED_RUN_KEYS if key not in record]
+    if missing:
+        raise ValueError(
+            f"{run_file} lacks the keys {missing}; a training run writes "
+            f"{list(REQUIRED_RUN_KEYS)}."
+        )
+    run = TrainingRun(
+        model_dir=model_dir,
+        architecture=record["model"],
+        model_kwargs=dict(record["model_kwargs"]),
+        class_names=[str(name) for name in record["class_names"]],
+        record=record,
+    )
+    if not run.weights_path.is_file():
+        raise ValueError(f"{model_dir} has no {WEIGHTS_FILE}; did the training run finish?")
+    return run
+
+
+def build_trained_model(run):
+    """The run's architecture, built from the registry, with `final.weights.h5` loaded."""
+    import keras_preact  # The registry imports this module's neighbours; import it late.
+
+    model_kwargs = {key: value for key, value in run.model_kwargs.items() if key != "weights"}
+    return keras_preact.get_model(run.architecture, weights=str(run.weights_path), **model_kwargs)
+
+
+def export_run(model_dir, export_dir, *, top_k=TOP_K):
+    """Export a training run directory's model to `export_dir`; return the path."""
+    run = read_run(model_dir)
+    model = build_trained_model(run)
+    return export_model(model, export_dir, class_names=run.class_names, top_k=top_k)
+
+
+def export_model(model, export_dir, *, class_names, top_k=TOP_K):
+    """Write `model` as a SavedModel with the `serving_default` and `serving_bytes` signatures.
+
+    Args:
+        model: keras.Model. A keras-preact classifier built with
+            `include_top=True` and `include_preprocessing=True` (raw 0..255
+            pixels in), with a fixed input height and width.
+        export_dir: str or Path. Where to write the SavedModel.
+        class_names: list of str. One name per output class, in label order.
+        top_k: int. How many best classes the signatures report (capped at
+            the class count). Defaults to 5.
+
+    Returns:
+        Path of the SavedModel directory.
+
+    Raises:
+        ValueError: the backend is not TensorFlow, or the model does not fit
+            the description above.
+    """
+    import tensorflow as tf
+
+    from keras_preact import serving
+
+    height, width, classes = _check_exportable(model, class_names)
+    names = tf.constant([str(name) for name in class_names], dtype=tf.string)
+    k = min(int(top_k), classes)
+    to_probabilities = _probabilities_fn(model)
+
+    def classify(pixels):
+        probabilities = tf.cast(to_probabilities(model(pixels, training=False)), tf.float32)
+        return serving.classification_outputs(probabilities, names, k)
+
+    def serve_images(images):
+        with tf.control_dependencies([serving.check_pixel_batch(images)]):
+            return classify(serving.resize_images(images, height, width))
+
+    def serve_bytes(image_bytes):
+        return classify(serving.decode_images(image_bytes, height=height, width=width))
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        SERVING_DEFAULT,
+        serve_images,
+        input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name=IMAGES_INPUT)],
+    )
+    archive.add_endpoint(
+        SERVING_BYTES,
+        serve_bytes,
+        input_signature=[tf.TensorSpec([None], tf.string, name=BYTES_INPUT)],
+    )
+    export_dir = Path(export_dir)
+    archive.write_out(str(export_dir), verbose=False)
+    return export_dir
+
+
+def _check_exportable(model, class_names):
+    """(height, width, classes) of an exportable model; ValueError naming what is wrong."""
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            "Exporting a SavedModel needs the TensorFlow backend; this process uses "
+            f"KERAS_BACKEND={keras.backend.backend()!r}. Run again with KERAS_BACKEND=tensorflow."
+        )
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ValueError(
+            f"Only single-input, single-output classifiers can be exported; model "
+            f"{model.name!r} has {len(model.inputs)} inputs and {len(model.outputs)} outputs."
+        )
+    _, height, width, channels = model.inputs[0].shape
+    if height is None or width is None or channels != 3:
+        raise ValueError(
+            f"The model's input must have a fixed size and 3 channels; model {model.name!r} "
+            f"takes {tuple(model.inputs[0].shape)}. Build it with input_shape=(H, W, 3)."
+        )
+    output_shape = model.outputs[0].shape
+    if len(output_shape) != 2:
+        raise ValueError(
+            f"The model must output class scores [N, classes]; model {model.name!r} outputs "
+            f"{tuple(output_shape)}. Build it with include_top=True."
+        )
+    classes = int(output_shape[-1])
+    if len(class_names) != classes:
+        raise ValueError(
+            f"Model {model.name!r} has {classes} classes but {len(class_names)} class "
+            f"names were given: {list(class_names)[:12]}."
+        )
+    if not any(isinstance(layer, ImageNormalization) for layer in model.layers):
+        raise ValueError(
+            f"Model {model.name!r} has no ImageNormalization layer, so it expects "
+            "normalized input. Exported models take raw 0..255 pixels: build it with "
+            "include_preprocessing=True."
+        )
+    return int(height), int(width), classes
+
+
+def _probabilities_fn(model):
+    """softmax for a model that outputs logits, identity for one that ends in softmax."""
+    activation = getattr(model.layers[-1], "activation", None)
+    name = keras.activations.serialize(activation) if activation is not None else "linear"
+    name = name if isinstance(name, str) else name.get("config", name)
+    if name == "softmax":
+        return lambda scores: scores
+    if name == "linear":
+        return keras.ops.softmax
+    raise ValueError(
+        f"The model's last layer {model.layers[-1].name!r} has activation {name!r}; "
+        "an exported classifier must end in 'softmax' or output logits (None)."
+    )

@@ -1,0 +1,302 @@
+"""Pre-activation ResNet (ResNet v2) and the ablations of its paper.
+
+Reference: He, Zhang, Ren, Sun. "Identity Mappings in Deep Residual Networks",
+ECCV 2016 (arXiv 1603.05027).
+
+- Full pre-activation units (BN-ReLU-conv, Figure 4e), identity shortcuts,
+  and a final BN-ReLU after the last addition (sec. 4.1).
+- As in the authors' code (KaimingHe/resnet-1k-layers, fb.resnet.torch
+  preresnet): the stride sits in the first unit of a stage (in the 3x3 conv of
+  a bottleneck), and a 1x1 projection, reading the pre-activated input, is
+  used only where the shape changes.
+- `unit=` builds the five layouts of Figure 4 / Table 2 and `shortcut=` the
+  six shortcuts of Figure 2 / Table 1, on any depth.
+- `stride_in_last_unit=True, conv_bias="unless_bn", stem_style="imagenet"`
+  is keras.applications' ResNet50V2 exactly (weights and outputs), which the
+  registry exposes as `ResNet50V2`, `ResNet101V2`, `ResNet152V2`.
+
+The unit itself lives in `keras_preact.resnet.residual_unit`, shared with v1.
+"""
+
+from keras_preact import _builder
+from keras_preact.registry import ModelSpec, get_model, register
+from keras_preact.resnet import (
+    CONV_BIASES,
+    CIFAR_TABLE6,
+    CONVS_PER_UNIT,
+    IMAGENET_DEPTHS,
+    SHORTCUTS,
+    UNIT_LAYOUTS,
+    build_residual_network,
+    check_rate,
+    resolve_depth,
+)
+
+
+def ResNetV2(
+    depth=None,
+    *,
+    blocks=None,
+    block=None,
+    stem="cifar",
+    unit="full_preactivation",
+    shortcut="identity",
+    shortcut_scale=0.5,
+    residual_scale=0.5,
+    gate_bias_init=-6.0,
+    shortcut_dropout_rate=0.5,
+    stride_in_last_unit=False,
+    conv_bias="none",
+    dropout_rate=0.0,
+    drop_path_rate=0.0,
+    zero_init_residual=False,
+    include_top=True,
+    weights=None,
+    input_shape=None,
+    input_tensor=None,
+    pooling=None,
+    classes=None,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    preprocessing_mode=None,
+    name=None,
+):
+    """A pre-activation ResNet, or any unit/shortcut variant of the v2 paper.
+
+    CIFAR nets (`stem="cifar"`) have three stages of n units with 16/32/64
+    filters: 6n+2 layers with basic units (ResNet-110: Tables 1-3), 9n+2 with
+    bottleneck units (ResNet-164, ResNet-1001: Tables 2-3). ImageNet nets
+    (`stem="imagenet"`) follow the v1 paper's Table 1 depths plus 200
+    (Table 5).
+
+    Args:
+        depth: int. Layers as the papers count them (convs + FC): 6n+2
+            (basic) or 9n+2 (bottleneck) for CIFAR; 18, 34, 50, 101, 152 or
+            200 for ImageNet. Defaults to None (then `blocks` is required).
+        blocks: tuple of int. Units per stage, overriding `depth`. Defaults
+            to None.
+        block: str. "basic" or "bottleneck". Defaults to None: "basic" for
+            CIFAR, the Table 1 choice for ImageNet; pass "bottleneck" for the
+            CIFAR ResNet-164/1001.
+        stem: str. "cifar" or "imagenet". Defaults to "cifar".
+        unit: str. Where BN and ReLU sit (Figure 4, Table 2): "original",
+            "bn_after_addition", "relu_before_addition",
+            "relu_only_preactivation" or "full_preactivation". Defaults to
+            "full_preactivation".
+        shortcut: str. The shortcut (Figure 2, Table 1): "identity",
+            "constant_scaling", "exclusive_gating", "shortcut_only_gating",
+            "conv1x1" or "dropout". Defaults to "identity".
+        shortcut_scale: float. lambda of "constant_scaling": the shortcut is
+            multiplied by it. Defaults to 0.5.
+        residual_scale: float. The residual branch's factor under
+            "constant_scaling" (1 - lambda, or 1). Defaults to 0.5.
+        gate_bias_init: float. Initial bias b_g of the gate conv in
+            "exclusive_gating" / "shortcut_only_gating" (Table 1 tries 0 to
+            -7; -6 is best for both). Defaults to -6.0.
+        shortcut_dropout_rate: float. Drop ratio of the "dropout" shortcut.
+            Defaults to 0.5.
+        stride_in_last_unit: bool. Stride in the last unit of each stage
+            (keras.applications ResNetV2) instead of the first (the paper's
+            code). Defaults to False.
+        conv_bias: str. "none", "all", or "unless_bn" (bias only on convs not
+            followed by BN, as keras.applications ResNetV2). Defaults to
+            "none".
+        dropout_rate: float. Dropout between the convs of each residual
+            branch (not in the paper). Defaults to 0.
+        drop_path_rate: float. Stochastic depth of the last unit, decaying
+            linearly (not in the paper). Defaults to 0.
+        zero_init_residual: bool. Start every residual branch at zero: the
+            last conv's kernel is zero-initialised in pre-activation units, the
+            last BN's gamma otherwise (not in the paper). Defaults to False.
+        include_top: bool. Include the classifier. Defaults to True.
+        weights: None, a zoo model name, or a `.weights.h5` path. Defaults to
+            None.
+        input_shape: tuple. Defaults to (32, 32, 3) for CIFAR, (224, 224, 3)
+            for ImageNet.
+        input_tensor: Keras tensor to use as input. Defaults to None.
+        pooling: None, "avg" or "max" when `include_top=False`. Defaults to
+            None.
+        classes: int. Defaults to None: 10 for CIFAR, 1000 for ImageNet.
+        classifier_activation: str, callable or None. Defaults to "softmax".
+        include_preprocessing: bool. Normalize raw 0..255 pixels inside the
+            model. Defaults to True.
+        preprocessing_mode: str. "cifar", "torch", "tf" or "caffe". Defaults
+            to None: "cifar" for CIFAR, "torch" for ImageNet.
+        name: str. Model name. Defaults to None: "resnetv2_{depth}".
+
+    Returns:
+        A `keras.Model`.
+    """
+    _builder.check_choice("stem", stem, ("cifar", "imagenet"))
+    _builder.check_choice("unit", unit, tuple(UNIT_LAYOUTS))
+    _builder.check_choice("shortcut", shortcut, SHORTCUTS)
+    _builder.check_choice("conv_bias", conv_bias, CONV_BIASES)
+    if preprocessing_mode is not None:
+        _builder.check_choice("preprocessing_mode", preprocessing_mode, tuple(_builder.PREPROCESSING))
+    check_rate("dropout_rate", dropout_rate)
+    block_kind, units = resolve_depth(depth, blocks, block, stem)
+    depth = CONVS_PER_UNIT[block_kind] * sum(units) + 2
+    return build_residual_network(
+        arch_name=f"resnetv2_{depth}",
+        depth=depth,
+        blocks=units,
+        block=block_kind,
+        stem_style=stem,
+        cfg_kwargs=dict(
+            unit=unit,
+            shortcut=shortcut,
+            downsample="projection",
+            stride_at="3x3",
+            conv_bias=conv_bias,
+            shortcut_scale=float(shortcut_scale),
+            residual_scale=float(residual_scale),
+            gate_bias_init=float(gate_bias_init),
+            shortcut_dropout_rate=float(shortcut_dropout_rate),
+            dropout_rate=float(dropout_rate),
+            zero_init_residual=zero_init_residual,
+        ),
+        stride_in_last_unit=stride_in_last_unit,
+        drop_path_rate=drop_path_rate,
+        common=dict(
+            include_top=include_top,
+            weights=weights,
+            input_shape=input_shape,
+            input_tensor=input_tensor,
+            pooling=pooling,
+            classes=classes if classes is not None else (10 if stem == "cifar" else 1000),
+            classifier_activation=classifier_activation,
+            include_preprocessing=include_preprocessing,
+            preprocessing_mode=preprocessing_mode,
+            name=name,
+        ),
+    )
+
+
+# --- The v2 paper's networks, by name --------------------------------------
+
+# CIFAR: name -> (builder kwargs, parameters, source, test error %, table).
+# The basic-unit nets have the layers of their v1 namesakes (v1 Table 6) plus
+# two projection shortcuts; ResNet-110 is Table 2's full pre-activation row.
+CIFAR_NETS = {
+    **{
+        f"resnetv2_{d}": (dict(depth=d), CIFAR_TABLE6[d][0], "v1 paper Table 6 (same layers)",
+                          6.37 if d == 110 else None, "Table 2" if d == 110 else "Table 6 of v1")
+        for d in (20, 32, 44, 56, 110)
+    },
+    "resnetv2_164": (dict(depth=164, block="bottleneck"), 1_700_000, "v2 paper Table 3", 5.46,
+                     "Table 3"),
+    "resnetv2_1001": (dict(depth=1001, block="bottleneck"), 10_200_000, "v2 paper Table 3", 4.92,
+                      "Table 3"),
+}
+# ImageNet top-1 error, single 224 crop (v2 paper Table 5).
+IMAGENET_TOP1_ERROR = {152: 21.1, 200: 20.7}
+# keras.applications ResNet50V2/101V2/152V2: stride in the last unit, biases
+# on convs not followed by BN, inputs scaled to [-1, 1] ("tf" mode).
+KERAS_V2 = {
+    "resnet50v2": (50, 25_613_800),
+    "resnet101v2": (101, 44_675_560),
+    "resnet152v2": (152, 60_380_648),
+}
+
+for _name, (_kwargs, _params, _source, _error, _table) in CIFAR_NETS.items():
+    register(ModelSpec(
+        name=_name, builder=ResNetV2, kwargs=_kwargs, family="resnetv2", dataset="cifar",
+        paper=f"He et al., ECCV 2016, {_table} (CIFAR-10, full pre-activation)",
+        params=_params, params_source=_source, error=_error,
+    ))
+for _depth in IMAGENET_DEPTHS:
+    register(ModelSpec(
+        name=f"resnetv2_{_depth}", builder=ResNetV2, kwargs=dict(depth=_depth, stem="imagenet"),
+        family="resnetv2", dataset="imagenet",
+        paper="He et al., ECCV 2016, sec. 5 and Table 5 (ImageNet, pre-activation)",
+        error=IMAGENET_TOP1_ERROR.get(_depth),
+    ))
+for _name, (_depth, _params) in KERAS_V2.items():
+    register(ModelSpec(
+        name=_name, builder=ResNetV2,
+        kwargs=dict(depth=_depth, stem="imagenet", stride_in_last_unit=True,
+                    conv_bias="unless_bn", preprocessing_mode="tf"),
+        family="resnetv2", dataset="imagenet",
+        paper="He et al., ECCV 2016; layout and weights of keras.applications " + _name,
+        params=_params, params_source="keras.applications", params_convention="keras",
+    ))
+
+
+def ResNetV2_20(**kwargs):
+    """Pre-activation ResNet-20 for CIFAR, basic units (0.27M params)."""
+    return get_model("resnetv2_20", **kwargs)
+
+
+def ResNetV2_32(**kwargs):
+    """Pre-activation ResNet-32 for CIFAR, basic units (0.46M params)."""
+    return get_model("resnetv2_32", **kwargs)
+
+
+def ResNetV2_44(**kwargs):
+    """Pre-activation ResNet-44 for CIFAR, basic units (0.66M params)."""
+    return get_model("resnetv2_44", **kwargs)
+
+
+def ResNetV2_56(**kwargs):
+    """Pre-activation ResNet-56 for CIFAR, basic units (0.85M params)."""
+    return get_model("resnetv2_56", **kwargs)
+
+
+def ResNetV2_110(**kwargs):
+    """Pre-activation ResNet-110 for CIFAR (v2 Table 2: 6.37% error with full pre-activation)."""
+    return get_model("resnetv2_110", **kwargs)
+
+
+def ResNetV2_164(**kwargs):
+    """Pre-activation ResNet-164 for CIFAR, bottleneck units (v2 Table 3: 1.7M params, 5.46%)."""
+    return get_model("resnetv2_164", **kwargs)
+
+
+def ResNetV2_1001(**kwargs):
+    """Pre-activation ResNet-1001 for CIFAR, bottleneck units (v2 Table 3: 10.2M params, 4.92%)."""
+    return get_model("resnetv2_1001", **kwargs)
+
+
+def ResNetV2_18(**kwargs):
+    """Pre-activation ResNet-18 for ImageNet, basic units."""
+    return get_model("resnetv2_18", **kwargs)
+
+
+def ResNetV2_34(**kwargs):
+    """Pre-activation ResNet-34 for ImageNet, basic units."""
+    return get_model("resnetv2_34", **kwargs)
+
+
+def ResNetV2_50(**kwargs):
+    """Pre-activation ResNet-50 for ImageNet, stride in the first unit of a stage."""
+    return get_model("resnetv2_50", **kwargs)
+
+
+def ResNetV2_101(**kwargs):
+    """Pre-activation ResNet-101 for ImageNet, stride in the first unit of a stage."""
+    return get_model("resnetv2_101", **kwargs)
+
+
+def ResNetV2_152(**kwargs):
+    """Pre-activation ResNet-152 for ImageNet (v2 Table 5: 21.1% top-1 error)."""
+    return get_model("resnetv2_152", **kwargs)
+
+
+def ResNetV2_200(**kwargs):
+    """Pre-activation ResNet-200 for ImageNet (v2 Table 5: 20.7% top-1 error)."""
+    return get_model("resnetv2_200", **kwargs)
+
+
+def ResNet50V2(**kwargs):
+    """keras.applications.ResNet50V2, layer for layer (25,613,800 params)."""
+    return get_model("resnet50v2", **kwargs)
+
+
+def ResNet101V2(**kwargs):
+    """keras.applications.ResNet101V2, layer for layer (44,675,560 params)."""
+    return get_model("resnet101v2", **kwargs)
+
+
+def ResNet152V2(**kwargs):
+    """keras.applications.ResNet152V2, layer for layer (60,380,648 params)."""
+    return get_model("resnet152v2", **kwargs)
