@@ -97,11 +97,23 @@ def read_run(model_dir):
 
 
 def build_trained_model(run):
-    """The run's architecture, built from the registry, with `final.weights.h5` loaded."""
+    """The run's architecture, built from the registry, with `final.weights.h5` loaded.
+
+    Loaded with Keras' own `load_weights`, which skips the optimizer state a
+    training run's weight file carries.
+    """
     import keras_preact  # The registry imports this module's neighbours; import it late.
 
     model_kwargs = {key: value for key, value in run.model_kwargs.items() if key != "weights"}
-    return keras_preact.get_model(run.architecture, weights=str(run.weights_path), **model_kwargs)
+    model = keras_preact.get_model(run.architecture, **model_kwargs)
+    try:
+        model.load_weights(run.weights_path)
+    except Exception as error:  # h5py and Keras raise many types; the user needs one.
+        raise ValueError(
+            f"Could not load {run.weights_path} into {run.architecture!r} built with "
+            f"{model_kwargs}: {error}"
+        ) from error
+    return model
 
 
 def export_run(model_dir, export_dir, *, top_k=TOP_K):
@@ -186,9 +198,10 @@ def _check_exportable(model, class_names):
             f"takes {tuple(model.inputs[0].shape)}. Build it with input_shape=(H, W, 3)."
         )
     output_shape = model.outputs[0].shape
-    if len(output_shape) != 2:
+    if len(output_shape) != 2 or not isinstance(model.layers[-1], keras.layers.Dense):
         raise ValueError(
-            f"The model must output class scores [N, classes]; model {model.name!r} outputs "
+            f"The model must end in its classifier (a Dense layer giving [N, classes]); "
+            f"model {model.name!r} ends in {model.layers[-1].name!r} with output "
             f"{tuple(output_shape)}. Build it with include_top=True."
         )
     classes = int(output_shape[-1])

@@ -37,38 +37,6 @@ CI_SLICE = 500
 DECIMALS = 4
 CARD_VERSION = 1
 
-# The papers' CIFAR test error (%) for each architecture we can train, from
-# /work/shared/reference/papers.md. CIFAR numbers are with standard
-# augmentation ("C10+"), the setting our recipes train in.
-PAPER_RESULTS = {
-    "resnet_20": {"cifar10": 8.75, "params": "0.27M", "source": "He et al. 2015, Table 6"},
-    "resnet_32": {"cifar10": 7.51, "params": "0.46M", "source": "He et al. 2015, Table 6"},
-    "resnet_44": {"cifar10": 7.17, "params": "0.66M", "source": "He et al. 2015, Table 6"},
-    "resnet_56": {"cifar10": 6.97, "params": "0.85M", "source": "He et al. 2015, Table 6"},
-    "resnet_110": {"cifar10": 6.43, "params": "1.7M", "source": "He et al. 2015, Table 6"},
-    "resnet_1202": {"cifar10": 7.93, "params": "19.4M", "source": "He et al. 2015, Table 6"},
-    "resnet_164": {"cifar10": 5.93, "cifar100": 25.16, "params": "1.7M",
-                   "source": "He et al. 2016, Table 3 (original unit)"},
-    "resnetv2_110": {"cifar10": 6.37, "params": "1.7M", "source": "He et al. 2016, Table 2"},
-    "resnetv2_164": {"cifar10": 5.46, "cifar100": 24.33, "params": "1.7M",
-                     "source": "He et al. 2016, Table 3"},
-    "resnetv2_1001": {"cifar10": 4.92, "cifar100": 22.71, "params": "10.2M",
-                      "source": "He et al. 2016, Table 3"},
-    "densenet_40_12": {"cifar10": 5.24, "cifar100": 24.42, "params": "1.0M",
-                       "source": "Huang et al. 2017, Table 2 (C10+)"},
-    "densenet_100_12": {"cifar10": 4.10, "cifar100": 20.20, "params": "7.0M",
-                        "source": "Huang et al. 2017, Table 2 (C10+)"},
-    "densenet_100_24": {"cifar10": 3.74, "cifar100": 19.25, "params": "27.2M",
-                        "source": "Huang et al. 2017, Table 2 (C10+)"},
-    "densenet_bc_100_12": {"cifar10": 4.51, "cifar100": 22.27, "params": "0.8M",
-                           "source": "Huang et al. 2017, Table 2 (C10+)"},
-    "densenet_bc_250_24": {"cifar10": 3.62, "cifar100": 17.60, "params": "15.3M",
-                           "source": "Huang et al. 2017, Table 2 (C10+)"},
-    "densenet_bc_190_40": {"cifar10": 3.46, "cifar100": 17.18, "params": "25.6M",
-                           "source": "Huang et al. 2017, Table 2 (C10+)"},
-}
-
-
 # --- Finding zoo models ----------------------------------------------------------------
 
 
@@ -360,7 +328,9 @@ def publish(run_dir, name, dataset, *, dataset_label=None, data_dir=None, split=
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        shutil.copyfile(run.weights_path, staging / f"{name}.weights.h5")
+        # Saved from the rebuilt model, not copied: no optimizer state, and
+        # proof that the file loads into the registry's architecture.
+        model.save_weights(staging / f"{name}.weights.h5")
         export.export_model(model, staging / SAVED_MODEL_DIR, class_names=run.class_names)
         evaluation, agreement = _measure(model, staging / SAVED_MODEL_DIR, dataset,
                                          split=split, data_dir=data_dir, limit=limit,
@@ -539,14 +509,24 @@ def _millions(count):
     return f"{count / 1e6:.2f}M"
 
 
-def _paper_error(architecture, dataset_label):
-    """(paper test error % or None, source) for an architecture on a CIFAR dataset label."""
-    paper = PAPER_RESULTS.get(architecture, {})
+def paper_numbers(architecture, dataset_label):
+    """(paper test error % or None, paper params or None, source) for a card's model.
+
+    From the registry's ModelSpec: its `error` is CIFAR-10 (with augmentation)
+    for CIFAR architectures and ImageNet top-1 for ImageNet ones, so a model
+    trained on another dataset (say CIFAR-100) gets no paper error.
+    """
+    import keras_preact
+
+    try:
+        spec = keras_preact.get_model_spec(architecture)
+    except ValueError:
+        return None, None, ""
     label = dataset_label.lower()
-    key = "cifar100" if "cifar100" in label else "cifar10" if "cifar10" in label else None
-    if key is None or key not in paper:
-        return None, paper.get("source", "")
-    return paper[key], paper["source"]
+    same_task = "imagenet" in label if spec.dataset == "imagenet" else (
+        "cifar10" in label and "cifar100" not in label
+    )
+    return (spec.error if same_task else None), spec.params, spec.paper
 
 
 def _epoch_count(card):
@@ -557,7 +537,7 @@ def _epoch_count(card):
 def render_model_readme(card):
     """A short README.md for one zoo model, from its card."""
     name, arch = card["name"], card["architecture"]
-    paper_error, source = _paper_error(arch, card["dataset"])
+    paper_error, _, source = paper_numbers(arch, card["dataset"])
     paper_line = (
         f"The paper reports {paper_error:.2f}% test error ({source}); ours is "
         f"{100 * (1 - card['top1']):.2f}% on {card['dataset']}.\n"
@@ -619,14 +599,14 @@ def render_zoo_readme(cards):
             "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for card in cards:
-            paper_error, source = _paper_error(card["architecture"], card["dataset"])
-            paper = PAPER_RESULTS.get(card["architecture"], {})
+            paper_error, paper_params, _ = paper_numbers(card["architecture"], card["dataset"])
             lines.append(
                 f"| [{card['name']}]({card['name']}/README.md) | `{card['architecture']}` "
                 f"| {card['dataset']} | {_percent(card['top1'])} | {_percent(card['top5'])} "
                 f"| {100 * (1 - card['top1']):.2f}% "
-                f"| {f'{paper_error:.2f}% ({source})' if paper_error is not None else '–'} "
-                f"| {_millions(card['params'])} | {paper.get('params', '–')} "
+                f"| {f'{paper_error:.2f}%' if paper_error is not None else '–'} "
+                f"| {_millions(card['params'])} "
+                f"| {_millions(paper_params) if paper_params else '–'} "
                 f"| {_millions(card['flops'])} | {_epoch_count(card)} |"
             )
         lines.append("")
