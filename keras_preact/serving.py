@@ -35,9 +35,9 @@ DEFAULT_MAX_PIXELS = 40_000_000
 def resize_images(images, height, width):
     """Resize a `[N, h, w, 3]` batch to `[N, height, width, 3]` float32.
 
-    Bilinear with antialiasing (a proper low-pass when shrinking). A batch
-    already at the target size is only cast, so its pixels reach the model
-    bit for bit.
+    Bilinear with antialiasing (a proper low-pass when shrinking), clipped
+    to 0..255 against float rounding. A batch already at the target size is
+    only cast, so its pixels reach the model bit for bit.
     """
     images = tf.cast(images, tf.float32)
     shape = tf.shape(images)
@@ -45,7 +45,10 @@ def resize_images(images, height, width):
     resized = tf.cond(
         same_size,
         lambda: images,
-        lambda: tf.image.resize(images, [height, width], method="bilinear", antialias=True),
+        lambda: tf.clip_by_value(
+            tf.image.resize(images, [height, width], method="bilinear", antialias=True),
+            0.0, 255.0,
+        ),
     )
     return tf.ensure_shape(resized, [None, height, width, 3])
 

@@ -55,14 +55,18 @@ def random_pixels(seed, height=32, width=32, channels=3):
 
 @functools.lru_cache(maxsize=None)
 def image_folder():
-    """`folder:` dataset root with test/<class>/NNNN.jpg (JPEG q75, 32x32, 8 per class)."""
+    """`folder:` dataset root: {train,test}/<class>/NNNN.jpg (JPEG q75, 32x32).
+
+    The test split has IMAGES_PER_CLASS images per class, train one.
+    """
     root = _scratch_dir("keras_preact_images_")
-    for label, class_name in enumerate(CLASS_NAMES):
-        folder = root / "test" / class_name
-        folder.mkdir(parents=True)
-        for index in range(IMAGES_PER_CLASS):
-            pixels = random_pixels(seed=100 * label + index)
-            (folder / f"{index:04d}.jpg").write_bytes(encode_image(pixels, "JPEG", quality=75))
+    for split, count in (("train", 1), ("test", IMAGES_PER_CLASS)):
+        for label, class_name in enumerate(CLASS_NAMES):
+            folder = root / split / class_name
+            folder.mkdir(parents=True)
+            for index in range(count):
+                pixels = random_pixels(seed=1000 * (split == "train") + 100 * label + index)
+                (folder / f"{index:04d}.jpg").write_bytes(encode_image(pixels, "JPEG", quality=75))
     return root
 
 
