@@ -23,7 +23,7 @@ from keras_preact import zoo
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
 
-def _print_zoo_table(out=sys.stdout):
+def _print_zoo_table():
     """One line per zoo model, or how to get one when the zoo is empty."""
     names = zoo.list_zoo()
     if not names:
@@ -31,8 +31,7 @@ def _print_zoo_table(out=sys.stdout):
             f"The zoo ({zoo.zoo_dir()}) has no models yet.\n"
             "Train one (see training/), then publish it:\n"
             "  keras-preact publish --model_dir RUN_DIR --name NAME --dataset folder:PATH\n"
-            "Or build an untrained network: keras-preact list --architectures",
-            file=out,
+            "Or build an untrained network: keras-preact list --architectures"
         )
         return
     rows = [("name", "architecture", "dataset", "top-1", "top-5", "params")]
@@ -44,7 +43,7 @@ def _print_zoo_table(out=sys.stdout):
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), file=out)
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
 def cmd_list(args):
@@ -72,6 +71,8 @@ def cmd_predict(args):
     """Print the top-5 classes of each image, served by the model's SavedModel."""
     import tensorflow as tf
 
+    from keras_preact.serving import readable_error
+
     serve = tf.saved_model.load(str(_saved_model_for(args.model))).signatures["serving_bytes"]
     failures = 0
     for image in args.images:
@@ -79,8 +80,8 @@ def cmd_predict(args):
             data = Path(image).read_bytes()
             outputs = serve(image_bytes=tf.constant([data]))
         except (OSError, tf.errors.InvalidArgumentError) as error:
-            message = error.message if isinstance(error, tf.errors.OpError) else str(error)
-            print(f"{image}: cannot classify: {message.strip().splitlines()[-1]}", file=sys.stderr)
+            message = readable_error(error.message) if isinstance(error, tf.errors.OpError) else error
+            print(f"{image}: cannot classify: {message}", file=sys.stderr)
             failures += 1
             continue
         names = outputs["top_k_class_names"][0].numpy()

@@ -151,6 +151,22 @@ def classification_outputs(probabilities, class_names, top_k):
     }
 
 
+def readable_error(message):
+    """The one informative line of a TensorFlow error message, for people.
+
+    `tf.debugging.Assert` failures ("assertion failed: [a] [1] [b]") become
+    "a 1 b"; otherwise the first line that is not TensorFlow's boilerplate
+    (graph execution, node names, stack-trace notes).
+    """
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("assertion failed:"):
+            return line[len("assertion failed:"):].strip().strip("[]").replace("] [", " ")
+    boilerplate = ("Graph execution error", "Detected at node", "<stack traces", "[[")
+    informative = [line for line in lines if not line.startswith(boilerplate)]
+    return (informative or lines or [message])[0].split(" [Op:")[0]
+
+
 # --- TF Serving's REST predict format -------------------------------------------------
 
 

@@ -1,0 +1,131 @@
+"""The `keras-preact` command line."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_preact import cli, zoo
+from test_zoo_support import (  # noqa: F401 (fixtures)
+    CLASS_NAMES,
+    ZOO_NAME,
+    encode_image,
+    image_folder,
+    random_pixels,
+    run_dir,
+    tiny_zoo,
+    zoo_copy,
+)
+
+
+def console_script():
+    """The installed `keras-preact` script, or `python -m keras_preact.cli`."""
+    script = Path(sys.executable).parent / "keras-preact"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "keras_preact.cli"]
+
+
+def test_bare_command_with_an_empty_zoo_is_helpful(tmp_path):
+    env = dict(os.environ, KERAS_PREACT_ZOO=str(tmp_path / "empty"))
+    result = subprocess.run(console_script(), capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "usage: keras-preact" in result.stdout
+    assert "no models yet" in result.stdout
+    assert "keras-preact publish --model_dir" in result.stdout
+
+
+def test_list_shows_zoo_models(tiny_zoo, capsys):
+    assert cli.main(["list"]) == 0
+    output = capsys.readouterr().out
+    card = zoo.get_card(ZOO_NAME)
+    assert ZOO_NAME in output and f"{100 * card['top1']:.2f}%" in output
+
+
+def test_list_architectures(capsys):
+    assert cli.main(["list", "--architectures"]) == 0
+    assert "resnetv2_164" in capsys.readouterr().out
+
+
+def test_predict_prints_top_classes_for_jpeg_and_png_of_any_size(tiny_zoo, tmp_path, capsys):
+    jpeg = tmp_path / "big.jpg"
+    jpeg.write_bytes(encode_image(random_pixels(1, 300, 200), "JPEG"))
+    png = tmp_path / "small.png"
+    png.write_bytes(encode_image(random_pixels(2, 20, 24), "PNG"))
+    assert cli.main(["predict", "--model", ZOO_NAME, str(jpeg), str(png)]) == 0
+    output = capsys.readouterr().out
+    assert str(jpeg) in output and str(png) in output
+    ranked = [line for line in output.splitlines() if line.strip()[:2] in ("1.", "2.", "3.")]
+    assert len(ranked) == 2 * len(CLASS_NAMES)
+    assert all(any(name in line for name in CLASS_NAMES) and line.endswith("%") for line in ranked)
+
+
+def test_predict_reports_bad_files_and_goes_on(tiny_zoo, tmp_path, capsys):
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    good = tmp_path / "good.png"
+    good.write_bytes(encode_image(random_pixels(3), "PNG"))
+    status = cli.main(["predict", "--model", ZOO_NAME, str(text), str(tmp_path / "missing.png"),
+                       str(good)])
+    captured = capsys.readouterr()
+    assert status == cli.EXIT_USAGE
+    assert "notes.jpg: cannot classify" in captured.err and "not a JPEG or PNG" in captured.err
+    assert "missing.png: cannot classify" in captured.err
+    assert str(good) in captured.out
+
+
+def test_evaluate_check_passes_and_prints_json(tiny_zoo, capsys):
+    status = cli.main(["evaluate", "--model", ZOO_NAME, "--dataset", f"folder:{image_folder()}",
+                       "--check", "--quiet"])
+    output = capsys.readouterr().out
+    assert status == 0, output
+    result = json.loads(output.splitlines()[0])
+    card = zoo.get_card(ZOO_NAME)
+    assert (result["top1"], result["top5"]) == (card["top1"], card["top5"])
+    assert "OK: matches the model card" in output
+
+
+def test_evaluate_check_fails_on_a_wrong_card(zoo_copy, capsys):
+    card_path = zoo_copy / ZOO_NAME / "model_card.json"
+    card = json.loads(card_path.read_text())
+    card["top1"] = round(1.0 - card["top1"] + 0.01, 4) if card["top1"] < 0.5 else 0.0
+    card_path.write_text(json.dumps(card))
+    status = cli.main(["evaluate", "--model", ZOO_NAME, "--dataset", f"folder:{image_folder()}",
+                       "--check", "--quiet"])
+    assert status == cli.EXIT_MISMATCH
+    assert "MISMATCH" in capsys.readouterr().err
+
+
+def test_unknown_model_is_a_one_line_error(tiny_zoo, capsys):
+    status = cli.main(["evaluate", "--model", "resnet_9000", "--dataset", "folder:/nowhere"])
+    err = capsys.readouterr().err
+    assert status == cli.EXIT_USAGE
+    assert "Unknown zoo model 'resnet_9000'" in err and ZOO_NAME in err
+    assert "Traceback" not in err
+
+
+def test_export_command_writes_a_servable_model(tiny_zoo, tmp_path, capsys):
+    out = tmp_path / "exported"
+    assert cli.main(["export", "--model_dir", str(run_dir()), "--out", str(out)]) == 0
+    assert "serving_bytes" in capsys.readouterr().out
+    images = tf.constant(np.stack([random_pixels(seed) for seed in range(2)]))
+    ours = tf.saved_model.load(str(out)).signatures["serving_default"](images=images)
+    zoos = tf.saved_model.load(str(tiny_zoo / ZOO_NAME / "saved_model")).signatures[
+        "serving_default"](images=images)
+    np.testing.assert_array_equal(ours["probabilities"].numpy(), zoos["probabilities"].numpy())
+
+
+def test_export_of_a_non_run_directory_is_a_clear_error(tmp_path, capsys):
+    status = cli.main(["export", "--model_dir", str(tmp_path), "--out", str(tmp_path / "x")])
+    assert status == cli.EXIT_USAGE
+    assert "no run.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["predict"], ["evaluate", "--model", "x"], ["bogus"]])
+def test_missing_arguments_exit_with_usage(argv):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2

@@ -1,0 +1,215 @@
+"""The zoo: publishing a run, model cards, `weights="<zoo name>"`, and the real zoo's cards."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import keras_preact
+from keras_preact import zoo
+from test_zoo_support import (  # noqa: F401 (fixtures)
+    ARCHITECTURE,
+    CLASS_NAMES,
+    IMAGES_PER_CLASS,
+    MODEL_KWARGS,
+    REPO,
+    ZOO_NAME,
+    cifar_folder,
+    image_folder,
+    random_pixels,
+    run_dir,
+    tiny_zoo,
+    trained_model,
+    zoo_copy,
+)
+
+CARD_KEYS = ("name", "architecture", "dataset", "top1", "top5", "params", "flops", "input",
+             "preprocessing", "recipe", "weights", "versions", "classes", "class_names",
+             "model_kwargs", "evaluation")
+
+
+def test_publish_writes_the_zoo_layout(tiny_zoo):
+    folder = tiny_zoo / ZOO_NAME
+    assert (folder / "saved_model" / "saved_model.pb").is_file()
+    assert (folder / f"{ZOO_NAME}.weights.h5").is_file()
+    assert (folder / "README.md").is_file()
+    card = json.loads((folder / "model_card.json").read_text())
+    for key in CARD_KEYS:
+        assert key in card, key
+    assert card["architecture"] == ARCHITECTURE and card["classes"] == len(CLASS_NAMES)
+    assert card["class_names"] == CLASS_NAMES
+    assert card["dataset"] == "tiny-test-jpeg"
+    assert card["evaluation"]["num_examples"] == len(CLASS_NAMES) * IMAGES_PER_CLASS
+    assert 0 <= card["top1"] <= card["top5"] <= 1
+    assert card["weights"]["sha256"] == zoo.sha256_of(folder / f"{ZOO_NAME}.weights.h5")
+    assert card["input"]["shape"] == [32, 32, 3]
+    assert card["preprocessing"]["inside_model"] is True
+    assert card["recipe"]["wall_time_s"] == 1.5 and card["recipe"]["hardware"]
+    assert card["versions"]["publish"]["tensorflow"]
+    assert card["evaluation"]["saved_model_agreement"]["max_abs_probability_difference"] <= 1e-5
+    assert zoo.list_zoo() == [ZOO_NAME]
+    assert keras_preact.list_zoo() == [ZOO_NAME]
+    assert not [p for p in tiny_zoo.iterdir() if p.name.startswith(".")], "staging left behind"
+
+
+def test_card_params_and_flops_match_the_model(tiny_zoo):
+    card = zoo.get_card(ZOO_NAME)
+    model = trained_model()
+    assert card["params"] == keras_preact.count_params(model)
+    assert card["flops"] == keras_preact.count_flops(model)
+
+
+@pytest.mark.parametrize("runtime", ["keras", "saved_model"])
+def test_card_numbers_are_reproduced_by_evaluate(tiny_zoo, runtime):
+    measured = zoo.evaluate(ZOO_NAME, f"folder:{image_folder()}", runtime=runtime,
+                            progress=False).summary()
+    card = zoo.get_card(ZOO_NAME)
+    assert (measured["top1"], measured["top5"]) == (card["top1"], card["top5"])
+    assert zoo.check_against_card(ZOO_NAME, measured) == []
+
+
+def test_evaluation_slice_is_the_first_examples(tiny_zoo):
+    evaluation = zoo.evaluate(ZOO_NAME, f"folder:{image_folder()}", limit=5, progress=False)
+    assert evaluation.summary()["num_examples"] == 5
+    problems = zoo.check_against_card(ZOO_NAME, evaluation.summary())
+    assert problems and "5 examples" in problems[0]
+
+
+def test_weights_by_zoo_name_load_the_trained_model(tiny_zoo):
+    model = keras_preact.get_model(ARCHITECTURE, weights=ZOO_NAME, **MODEL_KWARGS)
+    images = np.stack([random_pixels(seed) for seed in range(3)]).astype("float32")
+    np.testing.assert_allclose(model.predict(images, verbose=0),
+                               trained_model().predict(images, verbose=0), atol=1e-6)
+
+
+def test_zoo_weights_headless_for_features(tiny_zoo):
+    model = keras_preact.get_model(ARCHITECTURE, weights=ZOO_NAME, include_top=False,
+                                   pooling="avg", depth=MODEL_KWARGS["depth"])
+    assert model.output_shape == (None, 64)
+
+
+def test_resolve_weights_errors_name_the_problem(zoo_copy):
+    with pytest.raises(ValueError, match=f"Unknown zoo model 'nope'.*{ZOO_NAME}"):
+        zoo.resolve_weights("nope", architecture=ARCHITECTURE, classes=3, include_top=True)
+    with pytest.raises(ValueError, match="architecture 'resnet_20'.*'densenet_40_12'"):
+        zoo.resolve_weights(ZOO_NAME, architecture="densenet_40_12", classes=3, include_top=True)
+    with pytest.raises(ValueError, match="has 3 classes.*classes=10"):
+        zoo.resolve_weights(ZOO_NAME, architecture=ARCHITECTURE, classes=10, include_top=True)
+    # Class count does not matter without the head.
+    assert zoo.resolve_weights(ZOO_NAME, architecture=ARCHITECTURE, classes=10, include_top=False)
+
+
+def test_damaged_zoo_weights_are_refused(zoo_copy):
+    path = zoo_copy / ZOO_NAME / f"{ZOO_NAME}.weights.h5"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="is damaged: its sha256"):
+        zoo.resolve_weights(ZOO_NAME, architecture=ARCHITECTURE, classes=3, include_top=True)
+    with pytest.raises(ValueError, match="damaged"):
+        keras_preact.get_model(ARCHITECTURE, weights=ZOO_NAME, **MODEL_KWARGS)
+    path.unlink()
+    with pytest.raises(ValueError, match="weight file .* is missing"):
+        zoo.resolve_weights(ZOO_NAME, architecture=ARCHITECTURE, classes=3, include_top=True)
+
+
+def test_builder_refuses_a_zoo_model_with_another_class_count(tiny_zoo):
+    with pytest.raises(ValueError, match="has 3 classes"):
+        keras_preact.get_model(ARCHITECTURE, weights=ZOO_NAME, depth=8, classes=10)
+
+
+def test_weight_files_for_another_model_or_truncated_are_clear_errors(tiny_zoo, tmp_path):
+    zoo_weights = tiny_zoo / ZOO_NAME / f"{ZOO_NAME}.weights.h5"
+    truncated = tmp_path / "truncated.weights.h5"
+    truncated.write_bytes(zoo_weights.read_bytes()[: zoo_weights.stat().st_size // 2])
+    with pytest.raises(ValueError, match="damaged or truncated"):
+        keras_preact.get_model("resnet_20", weights=str(truncated))
+    # resnet_20 at depth 8 is not resnet_20: the file must not load into it.
+    with pytest.raises(ValueError, match="different architecture"):
+        keras_preact.get_model("resnet_20", weights=str(zoo_weights), classes=3)
+
+
+def test_failed_weight_load_leaves_the_model_untouched(tiny_zoo, tmp_path):
+    from keras_preact import _builder
+
+    model = keras_preact.get_model("resnet_20", classes=3)
+    before = [w.copy() for w in model.get_weights()]
+    zoo_weights = tiny_zoo / ZOO_NAME / f"{ZOO_NAME}.weights.h5"
+    truncated = tmp_path / "truncated.weights.h5"
+    truncated.write_bytes(zoo_weights.read_bytes()[:4096])
+    for bad in (truncated, zoo_weights):
+        with pytest.raises(ValueError):
+            _builder.load_weights(model, str(bad))
+        for old, new in zip(before, model.get_weights()):
+            np.testing.assert_array_equal(old, new)
+
+
+def test_publish_refuses_to_overwrite_and_bad_names(zoo_copy):
+    with pytest.raises(ValueError, match="already exists"):
+        zoo.publish(run_dir(), ZOO_NAME, f"folder:{image_folder()}")
+    with pytest.raises(ValueError, match="Invalid zoo name"):
+        zoo.publish(run_dir(), "../escape", f"folder:{image_folder()}")
+
+
+def test_zoo_readme_is_generated_from_the_cards(zoo_copy):
+    card_path = zoo_copy / ZOO_NAME / "model_card.json"
+    card = json.loads(card_path.read_text())
+    card["dataset"] = "cifar10-jpeg-q75"
+    card_path.write_text(json.dumps(card))
+    text = zoo.write_zoo_readme().read_text()
+    row = next(line for line in text.splitlines() if line.startswith(f"| [{ZOO_NAME}]"))
+    assert f"{100 * card['top1']:.2f}%" in row
+    assert "8.75%" in row, "the paper's ResNet-20 CIFAR-10 error belongs next to ours"
+    assert "DEPLOYMENT.md" in text
+
+
+def test_empty_zoo_readme_says_how_to_publish(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_PREACT_ZOO", str(tmp_path))
+    assert zoo.list_zoo() == []
+    assert "keras-preact publish" in zoo.write_zoo_readme().read_text()
+
+
+# --- The real zoo: every card's CI-slice numbers, and (slow) its full-split numbers ---------
+
+REAL_ZOO = REPO / "zoo"
+REAL_MODELS = sorted(p.parent.name for p in REAL_ZOO.glob("*/model_card.json"))
+
+
+def _real_card_dataset(card, monkeypatch):
+    """The card's dataset source, pointing at wherever CIFAR is on this machine."""
+    monkeypatch.setenv("KERAS_PREACT_ZOO", str(REAL_ZOO))
+    source = card["evaluation"]["dataset"]
+    if source.startswith("folder:") and "cifar10" in card["dataset"]:
+        root = cifar_folder()
+        if root is None:
+            pytest.skip("the CIFAR-10 JPEG copy is not available here")
+        return f"folder:{root}"
+    return source
+
+
+@pytest.mark.parametrize("name", REAL_MODELS)
+@pytest.mark.parametrize("runtime", ["keras", "saved_model"])
+def test_real_zoo_card_reproduces_on_the_ci_slice(name, runtime, monkeypatch):
+    card = json.loads((REAL_ZOO / name / "model_card.json").read_text())
+    dataset = _real_card_dataset(card, monkeypatch)
+    limit = card["evaluation"]["ci_slice"]["num_examples"]
+    measured = zoo.evaluate(name, dataset, runtime=runtime, limit=limit, progress=False)
+    assert zoo.check_against_card(name, measured.summary()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", REAL_MODELS)
+def test_real_zoo_card_reproduces_on_the_full_test_split(name, monkeypatch):
+    card = json.loads((REAL_ZOO / name / "model_card.json").read_text())
+    dataset = _real_card_dataset(card, monkeypatch)
+    measured = zoo.evaluate(name, dataset, progress=False)
+    assert zoo.check_against_card(name, measured.summary()) == []
+
+
+def test_copying_a_zoo_folder_keeps_it_valid(zoo_copy, tmp_path, monkeypatch):
+    """A zoo folder is self-contained: moved elsewhere, it still loads and verifies."""
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(zoo_copy, moved)
+    monkeypatch.setenv("KERAS_PREACT_ZOO", str(moved))
+    assert zoo.resolve_weights(ZOO_NAME, architecture=ARCHITECTURE, classes=3, include_top=True)
