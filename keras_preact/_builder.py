@@ -8,6 +8,7 @@ preprocessing layers, the classification head, and weight loading.
 """
 
 import os
+import sys
 
 import keras
 from keras import layers
@@ -33,6 +34,7 @@ PREPROCESSING = {
 }
 
 POOLINGS = (None, "avg", "max")
+DEEP_GRAPH_RECURSION_LIMIT = 20_000
 BN_EPSILON = 1.001e-5  # keras.applications' value, so ported weights match exactly.
 
 
@@ -311,5 +313,8 @@ def build_model(body, *, arch_name, default_input_shape, min_size, preprocessing
         classes=classes,
         classifier_activation=classifier_activation,
     )
+    # Keras walks the functional graph recursively, one Python frame per
+    # layer: ResNet-1202 (~4,000 layers) needs more than the default 1,000.
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), DEEP_GRAPH_RECURSION_LIMIT))
     model = keras.Model(inputs, x, name=name or arch_name)
     return load_weights(model, weights_path, include_top=include_top)

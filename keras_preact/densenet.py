@@ -158,8 +158,8 @@ def DenseNet(
         include_top: bool. Include the classifier. Defaults to True.
         weights: None, a zoo model name, or a `.weights.h5` path. Defaults to
             None.
-        input_shape: tuple. Defaults to (32, 32, 3) for CIFAR, (224, 224, 3)
-            for ImageNet.
+        input_shape: tuple. Defaults to None: (32, 32, 3) for
+            CIFAR, (224, 224, 3) for ImageNet.
         input_tensor: Keras tensor to use as input. Defaults to None.
         pooling: None, "avg" or "max" when `include_top=False`. Defaults to
             None.
@@ -268,7 +268,8 @@ for _name, (_depth, _k, _bc, _params, _error) in CIFAR_TABLE2.items():
                     **(dict(bottleneck=True, compression=0.5) if _bc else {})),
         family="densenet", dataset="cifar",
         paper="Huang et al., CVPR 2017, Table 2 (CIFAR-10+)",
-        params=_params, params_source="DenseNet paper Table 2", error=_error,
+        params=_params, params_source="DenseNet paper Table 2", params_precision=100_000,
+        error=_error,
     ))
 for _name, (_depth, _k, _params, _source, _convention, _error) in IMAGENET_NETS.items():
     register(ModelSpec(

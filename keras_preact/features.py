@@ -33,4 +33,4 @@ def feature_extractor(model):
             "feature_extractor works on keras-preact and keras.applications models."
         )
     outputs = {stage: layer.output for stage, layer in sorted(last_layer.items())}
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
+    return keras.Model(model.input, outputs, name=f"{model.name}_features")

@@ -34,6 +34,9 @@ class ModelSpec:
         params: published parameter count, or None.
         params_source: where `params` comes from.
         params_convention: "keras" or "trainable" (see PARAM_CONVENTIONS).
+        params_precision: the unit of the published figure's last digit
+            (100_000 for "0.8M"; 0 when exact), so a check can allow for
+            the paper's rounding.
         error: published test error in % (CIFAR-10 with augmentation, or
             ImageNet top-1 single crop), or None.
     """
@@ -47,6 +50,7 @@ class ModelSpec:
     params: Optional[int] = None
     params_source: str = ""
     params_convention: str = "trainable"
+    params_precision: int = 0
     error: Optional[float] = None
 
     @property

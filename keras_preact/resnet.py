@@ -533,8 +533,8 @@ def ResNet(
         weights: None, a zoo model name (see `keras_preact.list_zoo()`), or
             the path of a `.weights.h5` file. Defaults to None.
         input_shape: tuple. (height, width, channels); None entries allowed
-            for height/width. Defaults to (32, 32, 3) for CIFAR, (224, 224, 3)
-            for ImageNet.
+            for height/width. Defaults to None: (32, 32, 3) for
+            CIFAR, (224, 224, 3) for ImageNet.
         input_tensor: Keras tensor to use as the model input. Defaults to None.
         pooling: None, "avg" or "max": pooling of the last feature map when
             `include_top=False`. Defaults to None.
@@ -622,7 +622,8 @@ for _depth, (_params, _error) in CIFAR_TABLE6.items():
         name=f"resnet_{_depth}", builder=ResNet, kwargs={"depth": _depth},
         family="resnet", dataset="cifar",
         paper="He et al., CVPR 2016, sec. 4.2 and Table 6 (CIFAR-10, option-A shortcuts)",
-        params=_params, params_source="v1 paper Table 6", error=_error,
+        params=_params, params_source="v1 paper Table 6",
+        params_precision=10_000 if _params < 1_000_000 else 100_000, error=_error,
     ))
 for _depth, _params in IMAGENET_PARAMS.items():
     _keras = _depth in KERAS_APPLICATIONS_DEPTHS

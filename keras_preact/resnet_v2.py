@@ -111,8 +111,8 @@ def ResNetV2(
         include_top: bool. Include the classifier. Defaults to True.
         weights: None, a zoo model name, or a `.weights.h5` path. Defaults to
             None.
-        input_shape: tuple. Defaults to (32, 32, 3) for CIFAR, (224, 224, 3)
-            for ImageNet.
+        input_shape: tuple. Defaults to None: (32, 32, 3) for
+            CIFAR, (224, 224, 3) for ImageNet.
         input_tensor: Keras tensor to use as input. Defaults to None.
         pooling: None, "avg" or "max" when `include_top=False`. Defaults to
             None.
@@ -202,7 +202,8 @@ for _name, (_kwargs, _params, _source, _error, _table) in CIFAR_NETS.items():
     register(ModelSpec(
         name=_name, builder=ResNetV2, kwargs=_kwargs, family="resnetv2", dataset="cifar",
         paper=f"He et al., ECCV 2016, {_table} (CIFAR-10, full pre-activation)",
-        params=_params, params_source=_source, error=_error,
+        params=_params, params_source=_source,
+        params_precision=10_000 if _params < 1_000_000 else 100_000, error=_error,
     ))
 for _depth in IMAGENET_DEPTHS:
     register(ModelSpec(

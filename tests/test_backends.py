@@ -1,0 +1,69 @@
+"""Model code is backend-agnostic: every CIFAR model runs a forward pass at
+batch 2 under JAX as well as TensorFlow (in a subprocess: the backend is
+fixed at import)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from keras_preact.registry import get_model_spec, list_models
+
+CIFAR = [n for n in list_models() if get_model_spec(n).dataset == "cifar"]
+DEEPEST = ("resnet_1202", "resnetv2_1001")
+
+SCRIPT = """
+import sys, numpy as np, keras, keras_preact
+assert keras.backend.backend() == sys.argv[1], keras.backend.backend()
+x = np.random.RandomState(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+for name in sys.argv[2:]:
+    y = np.asarray(keras_preact.get_model(name)(x, training=False))
+    assert y.shape == (2, 10) and np.isfinite(y).all(), (name, y)
+    assert np.allclose(y.sum(-1), 1, atol=1e-4), name
+    print("ok", name, flush=True)
+"""
+
+
+def _run(backend, names):
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
+    result = subprocess.run([sys.executable, "-c", SCRIPT, backend, *names], env=env,
+                            capture_output=True, text=True, timeout=1500)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("ok ") == len(names)
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_cifar_models_forward_on_backend(backend):
+    _run(backend, [n for n in CIFAR if n not in DEEPEST])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_deepest_cifar_models_forward_on_backend(backend):
+    _run(backend, list(DEEPEST))
+
+
+def test_jax_and_tensorflow_compute_the_same_function(tmp_path):
+    """Same weights file, same input: the two backends agree within 1e-4."""
+    script = """
+import sys, numpy as np, keras, keras_preact
+x = np.random.RandomState(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+keras.utils.set_random_seed(0)
+path = sys.argv[1]
+model = keras_preact.get_model("resnetv2_20", classifier_activation=None)
+if keras.backend.backend() == "tensorflow":
+    model.save_weights(path)
+else:
+    model.load_weights(path)
+np.save(path + "." + keras.backend.backend() + ".npy", np.asarray(model(x, training=False)))
+"""
+    import numpy as np
+
+    path = str(tmp_path / "w.weights.h5")
+    for backend in ("tensorflow", "jax"):
+        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
+        result = subprocess.run([sys.executable, "-c", script, path], env=env, capture_output=True,
+                                text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+    np.testing.assert_allclose(np.load(path + ".jax.npy"), np.load(path + ".tensorflow.npy"), atol=1e-4)

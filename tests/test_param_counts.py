@@ -1,0 +1,69 @@
+"""Every registered network against the published numbers.
+
+CIFAR models: parameters within 3% of the papers' tables (ResNet v1 Table 6,
+ResNet v2 Table 3, DenseNet Table 2). ImageNet models: within 1% of the
+published counts (keras.applications counts BN statistics, torchvision only
+learnable weights). Depth counted as the papers count it (convs + FC, no
+projection shortcuts) equals the number in the name.
+"""
+
+import re
+
+import pytest
+
+import keras_preact
+from keras_preact.registry import list_models, get_model_spec
+
+DEEPEST = ("resnet_1202", "resnetv2_1001")  # ~30 s each to build: slow suite
+
+
+def _depth_in_name(name):
+    numbers = [int(n) for n in re.findall(r"\d+", name)]
+    # "densenet_bc_100_12" -> 100; "resnet50v2" -> 50; "resnetv2_164" -> 164
+    return numbers[-1] if name.startswith("resnetv2_") else numbers[0]
+
+
+def _check_against_paper(name):
+    spec = get_model_spec(name)
+    model = keras_preact.get_model(name)
+    # DenseNet-264's blocks (6, 12, 64, 48) make 265 weighted layers by the
+    # paper's own rule; the paper keeps the name 264.
+    expected_depth = 265 if name == "densenet264" else _depth_in_name(name)
+    assert keras_preact.paper_depth(model) == expected_depth
+    if spec.params:
+        ours = keras_preact.count_params(
+            model, trainable_only=spec.params_convention == "trainable"
+        )
+        relative = 0.03 if spec.dataset == "cifar" else 0.01
+        # A figure printed as "0.8M" only says 0.75M..0.85M: allow half its last digit.
+        tolerance = max(relative * spec.params, spec.params_precision / 2)
+        assert abs(ours - spec.params) <= tolerance, (
+            f"{name}: {ours:,} params vs {spec.params:,} ({spec.params_source})"
+        )
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if n not in DEEPEST])
+def test_depth_and_parameters_match_paper(name):
+    _check_against_paper(name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", DEEPEST)
+def test_deepest_nets_match_paper(name):
+    _check_against_paper(name)
+
+
+def test_every_cifar_model_has_a_published_count():
+    missing = [n for n in list_models() if get_model_spec(n).dataset == "cifar"
+               and not get_model_spec(n).params]
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    "name, gflops",
+    [("resnet18", 1.8), ("resnet34", 3.6), ("resnet50", 3.8), ("resnet101", 7.6), ("resnet152", 11.3)],
+)
+def test_imagenet_multiply_adds_match_v1_table_1(name, gflops):
+    flops = keras_preact.count_flops(keras_preact.get_model(name))
+    # Table 1 rounds to 0.1 GFLOPs; the original stride-in-1x1 ResNet-50 is 3.86e9.
+    assert abs(flops / 1e9 - gflops) <= 0.1 * gflops, flops
