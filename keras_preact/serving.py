@@ -58,7 +58,7 @@ def check_pixel_batch(images):
     shape = tf.shape(images)
     return tf.debugging.Assert(
         tf.logical_and(shape[1] > 0, shape[2] > 0),
-        ["images must have height and width >= 1; received shape", shape],
+        [tf.strings.format("images must have height and width >= 1; received shape {}", shape)],
     )
 
 
@@ -89,11 +89,11 @@ def _decode_one(data, index, *, height, width, max_pixels):
     is_png = tf.equal(prefix, PNG_MAGIC)
     format_check = tf.debugging.Assert(
         tf.logical_or(is_jpeg, is_png),
-        [
-            "serving_bytes: image", index,
-            "is not a JPEG or PNG file (it has", tf.strings.length(data),
-            "bytes; JPEG starts with FF D8 FF, PNG with 89 50 4E 47)",
-        ],
+        [tf.strings.format(
+            "serving_bytes: image {} is not a JPEG or PNG file (it has {} bytes; a JPEG "
+            "starts with FF D8 FF, a PNG with 89 50 4E 47)",
+            (index, tf.strings.length(data)),
+        )],
     )
     with tf.control_dependencies([format_check]):
         image_height, image_width = tf.cond(
@@ -104,10 +104,11 @@ def _decode_one(data, index, *, height, width, max_pixels):
             tf.logical_and(image_height > 0, image_width > 0),
             image_height * image_width <= max_pixels,
         ),
-        [
-            "serving_bytes: image", index, "declares", image_height, "x", image_width,
-            "pixels (height x width); the limit is 1 to", max_pixels, "pixels",
-        ],
+        [tf.strings.format(
+            "serving_bytes: image {} declares {} x {} pixels (height x width); the limit "
+            "is 1 to {} pixels",
+            (index, image_height, image_width, max_pixels),
+        )],
     )
     with tf.control_dependencies([size_check]):
         pixels = tf.io.decode_image(tf.identity(data), channels=3, expand_animations=False)
@@ -154,14 +155,14 @@ def classification_outputs(probabilities, class_names, top_k):
 def readable_error(message):
     """The one informative line of a TensorFlow error message, for people.
 
-    `tf.debugging.Assert` failures ("assertion failed: [a] [1] [b]") become
-    "a 1 b"; otherwise the first line that is not TensorFlow's boilerplate
-    (graph execution, node names, stack-trace notes).
+    `tf.debugging.Assert` failures ("assertion failed: [text]") become "text";
+    otherwise the first line that is not TensorFlow's boilerplate (graph
+    execution, node names, stack-trace notes).
     """
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     for line in lines:
         if line.startswith("assertion failed:"):
-            return line[len("assertion failed:"):].strip().strip("[]").replace("] [", " ")
+            return line[len("assertion failed:"):].strip().removeprefix("[").removesuffix("]")
     boilerplate = ("Graph execution error", "Detected at node", "<stack traces", "[[")
     informative = [line for line in lines if not line.startswith(boilerplate)]
     return (informative or lines or [message])[0].split(" [Op:")[0]

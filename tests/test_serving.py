@@ -127,29 +127,31 @@ def serve_bytes(loaded, images):
 @pytest.mark.parametrize(
     "case, data, message",
     [
-        ("empty string", b"", "image] [0] [is not a JPEG or PNG"),
+        ("empty string", b"", "image 0 is not a JPEG or PNG file (it has 0 bytes"),
         ("text", b"hello, world", "is not a JPEG or PNG"),
         ("GIF", encode_image(random_pixels(0), "GIF"), "is not a JPEG or PNG"),
         ("truncated JPEG", jpeg_and_png()[1][:300], "Invalid JPEG data"),
         ("JPEG header only", jpeg_and_png()[1][:20], "JPEG"),
         ("truncated PNG", jpeg_and_png()[2][:200], "PNG"),
-        ("huge JPEG", jpeg_claiming_size(60000, 60000), "declares] [60000] [x] [60000]"),
-        ("huge PNG", png_claiming_size(100000, 100000), "declares] [100000] [x] [100000]"),
-        ("zero-size PNG", png_claiming_size(0, 10), "declares] [0] [x] [10]"),
+        ("huge JPEG", jpeg_claiming_size(60000, 60000), "image 0 declares 60000 x 60000 pixels"),
+        ("huge PNG", png_claiming_size(100000, 100000), "declares 100000 x 100000 pixels"),
+        ("zero-size PNG", png_claiming_size(0, 10), "declares 0 x 10 pixels"),
     ],
 )
 def test_bad_bytes_raise_invalid_argument(loaded, case, data, message):
-    with pytest.raises(tf.errors.InvalidArgumentError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
         serve_bytes(loaded, [data])
+    assert message in error.value.message
+    assert message in serving.readable_error(error.value.message)
 
 
 def test_bad_image_in_a_batch_fails_the_batch_naming_it_then_serving_goes_on(loaded):
     _, jpeg, png = jpeg_and_png(2)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"image\] \[1\] \[is not a JPEG"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="image 1 is not a JPEG"):
         serve_bytes(loaded, [jpeg, b"not an image", png])
     status, response = serving.rest_predict(
         loaded, {"signature_name": "serving_bytes", "instances": [b64(jpeg), b64(b"x"), b64(png)]})
-    assert status == 400 and "image] [1]" in response["error"]
+    assert status == 400 and "image 1 is not a JPEG" in response["error"]
     assert serve_bytes(loaded, [jpeg, png])["probabilities"].shape == (2, len(CLASS_NAMES))
 
 
