@@ -529,6 +529,12 @@ def paper_numbers(architecture, dataset_label):
     return (spec.error if same_task else None), spec.params, spec.paper
 
 
+def _duration(seconds):
+    if not seconds:
+        return "?"
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
 def _epoch_count(card):
     epochs = card["recipe"].get("epochs")
     return len(epochs) if isinstance(epochs, list) else epochs
@@ -544,15 +550,15 @@ def render_model_readme(card):
         if paper_error is not None else ""
     )
     evaluation = card["evaluation"]
-    wall = card["recipe"].get("wall_time_s")
     height, width, _ = card["input"]["shape"]
+    arguments = "".join(f", {key}={value!r}" for key, value in card["model_kwargs"].items())
     return f"""# {name}
 
 `{arch}` ({card['family']}; {card['paper']}) trained on {card['dataset']}, {card['classes']} classes.
 
 | top-1 | top-5 | params | FLOPs (mult-adds) | input | epochs | training time |
 |---|---|---|---|---|---|---|
-| {_percent(card['top1'])} | {_percent(card['top5'])} | {_millions(card['params'])} | {_millions(card['flops'])} | {height}x{width} RGB | {_epoch_count(card)} | {f"{wall / 3600:.1f} h" if wall else "?"} |
+| {_percent(card['top1'])} | {_percent(card['top5'])} | {_millions(card['params'])} | {_millions(card['flops'])} | {height}x{width} RGB | {_epoch_count(card)} | {_duration(card["recipe"].get("wall_time_s"))} |
 
 Top-1/top-5 on the full `{evaluation['split']}` split of {card['dataset']} ({evaluation['num_examples']} images).
 {paper_line}Reproduce: `{evaluation['command']}`
@@ -561,7 +567,7 @@ Top-1/top-5 on the full `{evaluation['split']}` split of {card['dataset']} ({eva
 
 ```python
 import keras_preact
-model = keras_preact.get_model("{arch}", weights="{name}", **{card['model_kwargs']!r})
+model = keras_preact.get_model("{arch}", weights="{name}"{arguments})
 probabilities = model.predict(images)  # float32 [N, {height}, {width}, 3] RGB pixels 0..255
 ```
 
@@ -580,10 +586,12 @@ def render_zoo_readme(cards):
         "# keras-preact model zoo",
         "",
         "Generated from the model cards by `keras-preact zoo-readme`; do not edit by hand.",
-        "Accuracy is on the full test split of the dataset named (CIFAR-10 numbers are on",
-        "the JPEG q75 copy of the test set, not the original binary release). Paper error is",
-        "the paper's test error for the same architecture on the same task (with standard",
-        "augmentation), from /work/shared/reference/papers.md.",
+        "Top-1/top-5 are measured on the full test split of the dataset named, by the command in",
+        "each card (`keras-preact evaluate --model NAME --dataset ... --check` reproduces them).",
+        "`cifar10-jpeg-q75` is the CIFAR-10 JPEG (quality 75) copy: its numbers are on that copy's",
+        "test set, not the original binary release. Paper error is the paper's test error for the",
+        "same architecture on the same task with standard augmentation (CIFAR-10+ or ImageNet",
+        "single-crop top-1), as recorded in the registry (`keras_preact.get_model_spec(arch)`).",
         "",
     ]
     if not cards:
@@ -598,8 +606,10 @@ def render_zoo_readme(cards):
             "| paper params | FLOPs | epochs |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
+        sources = {}
         for card in cards:
-            paper_error, paper_params, _ = paper_numbers(card["architecture"], card["dataset"])
+            paper_error, paper_params, source = paper_numbers(card["architecture"], card["dataset"])
+            sources[card["architecture"]] = source
             lines.append(
                 f"| [{card['name']}]({card['name']}/README.md) | `{card['architecture']}` "
                 f"| {card['dataset']} | {_percent(card['top1'])} | {_percent(card['top5'])} "
@@ -609,6 +619,9 @@ def render_zoo_readme(cards):
                 f"| {_millions(paper_params) if paper_params else '–'} "
                 f"| {_millions(card['flops'])} | {_epoch_count(card)} |"
             )
+        lines += ["", "Paper numbers:", ""]
+        lines += [f"- `{arch}`: {source or 'not in the registry'}" for arch, source in
+                  sorted(sources.items())]
         lines.append("")
     lines += [
         "Each model: `<name>/saved_model/` (TF Serving; see [DEPLOYMENT.md](DEPLOYMENT.md)),",
