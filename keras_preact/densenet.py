@@ -13,11 +13,16 @@ Convolutional Networks", CVPR 2017 (arXiv 1608.06993).
   blocks; DenseNet-121/169/201 here hold keras.applications' weights in
   keras.applications' order (same layer names, same graph).
 
-Memory: `memory_efficient=True` is accepted for the interface of Pleiss et
-al. 2017 but not implemented yet (raises NotImplementedError).
+Memory: `memory_efficient=True` (Pleiss et al. 2017, "Memory-Efficient
+Implementation of DenseNets", arXiv 1707.06990) keeps each dense block's
+feature maps as a list and recomputes the concatenation, the first BN-ReLU
+and the first conv of every dense layer in the backward pass, so the stored
+activations grow linearly with depth instead of quadratically. Weights,
+outputs, gradients and BN moving statistics are those of the plain model.
 """
 
-from keras import layers
+import keras
+from keras import layers, ops
 
 from keras_preact import _builder
 from keras_preact.registry import ModelSpec, get_model, register
@@ -53,14 +58,122 @@ def dense_layer(x, growth_rate, *, bottleneck, dropout_rate, name):
     return layers.Concatenate(name=f"{name}_concat")([x, y])
 
 
-def dense_block(x, num_layers, growth_rate, *, bottleneck, dropout_rate, name):
-    """`num_layers` dense layers, named `{name}_block1` ... (keras.applications)."""
-    for i in range(1, num_layers + 1):
-        x = dense_layer(
-            x, growth_rate, bottleneck=bottleneck, dropout_rate=dropout_rate,
-            name=f"{name}_block{i}",
+@keras.saving.register_keras_serializable(package="keras_preact")
+class MemoryEfficientDenseLayer(layers.Layer):
+    """`dense_layer` that takes the block's feature maps as a list and
+    rematerializes concat -> BN -> ReLU -> first conv in the backward pass.
+
+    The only tensor it stores per layer is the first conv's output (4k or k
+    channels), not the growing concatenation: memory linear in depth
+    (Pleiss et al. 2017). Two details keep it exactly the plain layer:
+    - BN batch moments are computed per input feature map outside the
+      recomputed function (a channel's moments do not depend on what it is
+      concatenated with), so the moving statistics are updated once per
+      step, never again during recomputation;
+    - its sub-layers are the plain layer's (`_0_bn`, `_1_conv`, `_1_bn`,
+      `_2_conv`), created in the same order, so `get_weights()` of a
+      memory-efficient and a plain model line up one to one.
+
+    Args:
+        growth_rate: int. k, the channels this layer adds.
+        bottleneck: bool. DenseNet-B's 1x1 conv to 4k channels first.
+        dropout_rate: float. Dropout after each conv.
+    """
+
+    def __init__(self, growth_rate, bottleneck, dropout_rate=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.growth_rate = int(growth_rate)
+        self.bottleneck = bool(bottleneck)
+        self.dropout_rate = float(dropout_rate)
+        first_index = 1 if bottleneck else 2
+        self.norm0 = layers.BatchNormalization(
+            epsilon=_builder.BN_EPSILON, name=f"{self.name}_0_bn")
+        self.conv_first = layers.Conv2D(
+            BOTTLENECK_WIDTH * growth_rate if bottleneck else growth_rate,
+            1 if bottleneck else 3, padding="same", use_bias=False,
+            kernel_initializer="he_normal", name=f"{self.name}_{first_index}_conv",
         )
-    return x
+        self.drop_first = layers.Dropout(dropout_rate, name=f"{self.name}_{first_index}_drop")
+        if bottleneck:
+            self.norm1 = layers.BatchNormalization(
+                epsilon=_builder.BN_EPSILON, name=f"{self.name}_1_bn")
+            self.conv2 = layers.Conv2D(
+                growth_rate, 3, padding="same", use_bias=False,
+                kernel_initializer="he_normal", name=f"{self.name}_2_conv",
+            )
+            self.drop2 = layers.Dropout(dropout_rate, name=f"{self.name}_2_drop")
+
+    def build(self, input_shape):
+        concatenated = (*input_shape[0][:-1], sum(shape[-1] for shape in input_shape))
+        self.norm0.build(concatenated)
+        self.conv_first.build(concatenated)
+        if self.bottleneck:
+            middle = (*concatenated[:-1], BOTTLENECK_WIDTH * self.growth_rate)
+            self.norm1.build(middle)
+            self.conv2.build(middle)
+
+    def _batch_moments(self, features):
+        """Per-channel mean and variance of the concatenation, map by map."""
+        moments = [ops.moments(ops.cast(f, "float32"), axes=[0, 1, 2]) for f in features]
+        return (ops.concatenate([m for m, _ in moments], axis=0),
+                ops.concatenate([v for _, v in moments], axis=0))
+
+    def call(self, features, training=False):
+        features = list(features)
+        norm = self.norm0
+        if training:
+            mean, variance = self._batch_moments(features)
+            # The update BatchNormalization makes, made here exactly once.
+            for moving, batch in ((norm.moving_mean, mean), (norm.moving_variance, variance)):
+                moving.assign(moving * norm.momentum
+                              + ops.stop_gradient(batch) * (1.0 - norm.momentum))
+        else:
+            mean, variance = norm.moving_mean, norm.moving_variance
+        scale = norm.gamma * ops.rsqrt(variance + norm.epsilon)
+        shift = norm.beta - mean * scale
+        dtype = self.compute_dtype
+        kernel = ops.cast(self.conv_first.kernel, dtype)
+
+        def normalize_and_convolve(scale, shift, kernel, *maps):
+            x = ops.concatenate(maps, axis=-1)
+            x = ops.relu(x * scale + shift)
+            return ops.conv(x, kernel, strides=1, padding="same")
+
+        y = keras.remat(normalize_and_convolve)(
+            ops.cast(scale, dtype), ops.cast(shift, dtype), kernel, *features)
+        if self.dropout_rate:
+            y = self.drop_first(y, training=training)
+        if not self.bottleneck:
+            return y
+        y = ops.relu(self.norm1(y, training=training))
+        y = self.conv2(y)
+        if self.dropout_rate:
+            y = self.drop2(y, training=training)
+        return y
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[0][:-1], self.growth_rate)
+
+    def get_config(self):
+        return {**super().get_config(), "growth_rate": self.growth_rate,
+                "bottleneck": self.bottleneck, "dropout_rate": self.dropout_rate}
+
+
+def dense_block(x, num_layers, growth_rate, *, bottleneck, dropout_rate, name,
+                memory_efficient=False):
+    """`num_layers` dense layers, named `{name}_block1` ... (keras.applications)."""
+    if not memory_efficient:
+        for i in range(1, num_layers + 1):
+            x = dense_layer(
+                x, growth_rate, bottleneck=bottleneck, dropout_rate=dropout_rate,
+                name=f"{name}_block{i}",
+            )
+        return x
+    features = [x]
+    for i in range(1, num_layers + 1):
+        features.append(MemoryEfficientDenseLayer(
+            growth_rate, bottleneck, dropout_rate, name=f"{name}_block{i}")(features))
+    return layers.Concatenate(name=f"{name}_concat")(features)
 
 
 def transition_layer(x, compression, *, dropout_rate, name):
@@ -152,9 +265,10 @@ def DenseNet(
             (sec. 4.2).
         dropout_rate: float. Dropout after every conv but the first (the
             paper: 0.2 when training without augmentation). Defaults to 0.
-        memory_efficient: bool. Recompute concatenations/BN/ReLU in the
-            backward pass (Pleiss et al. 2017). Not implemented yet: True
-            raises NotImplementedError. Defaults to False.
+        memory_efficient: bool. Recompute each dense layer's
+            concatenation, first BN-ReLU and first conv in the backward pass
+            (Pleiss et al. 2017): activation memory linear instead of
+            quadratic in depth, same weights and outputs. Defaults to False.
         include_top: bool. Include the classifier. Defaults to True.
         weights: None, a zoo model name, or a `.weights.h5` path. Defaults to
             None.
@@ -185,11 +299,6 @@ def DenseNet(
     check_rate("dropout_rate", dropout_rate)
     if preprocessing_mode is not None:
         _builder.check_choice("preprocessing_mode", preprocessing_mode, tuple(_builder.PREPROCESSING))
-    if memory_efficient:
-        raise NotImplementedError(
-            "memory_efficient=True (Pleiss et al. 2017) is not implemented yet; "
-            "build with memory_efficient=False."
-        )
     cifar = stem == "cifar"
     if init_features is None:
         init_features = 2 * growth_rate if (bottleneck or not cifar) else 16
@@ -215,6 +324,7 @@ def DenseNet(
             x = dense_block(
                 x, num_layers, growth_rate, bottleneck=bottleneck,
                 dropout_rate=dropout_rate, name=f"conv{stage}",
+                memory_efficient=memory_efficient,
             )
             if stage < len(blocks) + 1:
                 x = transition_layer(x, compression, dropout_rate=dropout_rate, name=f"pool{stage}")

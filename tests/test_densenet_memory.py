@@ -1,0 +1,71 @@
+"""memory_efficient=True (Pleiss et al. 2017) is the plain DenseNet computed
+with less memory: same weights (same order), same outputs, same gradients and
+the same BN moving statistics after a training step, within 1e-5."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_preact
+
+X = np.random.RandomState(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+Y = np.arange(8) % 10
+
+
+def _pair(**kwargs):
+    kwargs = dict(depth=22, growth_rate=12, bottleneck=True, compression=0.5,
+                  classifier_activation=None, **kwargs)
+    plain = keras_preact.DenseNet(**kwargs)
+    efficient = keras_preact.DenseNet(memory_efficient=True, **kwargs)
+    efficient.set_weights(plain.get_weights())
+    return plain, efficient
+
+
+def _train_step(model):
+    with tf.GradientTape() as tape:
+        logits = model(X, training=True)
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(Y, logits, from_logits=True))
+    return np.asarray(logits), tape.gradient(loss, model.trainable_weights)
+
+
+@pytest.mark.parametrize("bottleneck", [True, False])
+def test_same_outputs_gradients_and_moving_statistics(bottleneck):
+    plain, efficient = _pair() if bottleneck else _pair_no_bottleneck()
+    assert [w.shape for w in plain.weights] == [w.shape for w in efficient.weights]
+    np.testing.assert_allclose(efficient(X, training=False), plain(X, training=False), atol=1e-5)
+    plain_out, plain_grads = _train_step(plain)
+    efficient_out, efficient_grads = _train_step(efficient)
+    np.testing.assert_allclose(efficient_out, plain_out, atol=1e-5)
+    for g_plain, g_eff in zip(plain_grads, efficient_grads):
+        np.testing.assert_allclose(g_eff, g_plain, atol=1e-5)
+    # Moving mean/variance changed by exactly one update, as in the plain model.
+    moving = [w for w in plain.weights if "moving" in w.path]
+    assert moving
+    for w_plain, w_eff in zip(plain.weights, efficient.weights):
+        np.testing.assert_allclose(w_eff.numpy(), w_plain.numpy(), atol=1e-5)
+
+
+def _pair_no_bottleneck():
+    plain = keras_preact.DenseNet(13, growth_rate=12, classifier_activation=None)
+    efficient = keras_preact.DenseNet(13, growth_rate=12, classifier_activation=None,
+                                      memory_efficient=True)
+    efficient.set_weights(plain.get_weights())
+    return plain, efficient
+
+
+def test_fit_keeps_moving_statistics_equal():
+    plain, efficient = _pair()
+    for model in (plain, efficient):
+        model.compile(optimizer=keras.optimizers.SGD(0.0), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(X, Y, batch_size=8, epochs=1, verbose=0)
+    for w_plain, w_eff in zip(plain.weights, efficient.weights):
+        np.testing.assert_allclose(w_eff.numpy(), w_plain.numpy(), atol=1e-5)
+
+
+def test_memory_efficient_model_saves_and_loads(tmp_path):
+    _, efficient = _pair(dropout_rate=0.2)
+    path = str(tmp_path / "efficient.keras")
+    efficient.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(loaded(X, training=False), efficient(X, training=False))
