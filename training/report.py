@@ -1,0 +1,103 @@
+"""run.json content (versions, hardware) and the training-curve figure."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from typing import List
+
+from training.state import atomic_write
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for mod in ("tensorflow", "keras", "tensorflow_datasets", "numpy", "keras_preact", "jax"):
+        m = sys.modules.get(mod)
+        if m is None and mod != "jax":
+            try:
+                m = __import__(mod)
+            except Exception:  # noqa: BLE001
+                m = None
+        if m is not None:
+            out[mod] = getattr(m, "__version__", "unknown")
+    try:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        commit = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=5).stdout.strip()
+        if commit:
+            out["git_commit"] = commit
+    except Exception:  # noqa: BLE001
+        pass
+    return out
+
+
+def hardware(strategy=None) -> dict:
+    import tensorflow as tf
+
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    out = {
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+    }
+    try:
+        import psutil
+
+        out["memory_gib"] = round(psutil.virtual_memory().total / 2**30, 1)
+    except Exception:  # noqa: BLE001
+        pass
+    if strategy is not None:
+        out["strategy"] = type(strategy).__name__
+        out["replicas"] = int(strategy.num_replicas_in_sync)
+        try:
+            out["devices"] = list(strategy.extended.worker_devices)
+        except (RuntimeError, AttributeError):
+            out["devices"] = ["default"]
+    return out
+
+
+def plot_curves(path: str, epochs: List[dict], title: str = "") -> None:
+    """Loss and top-1 error (%) vs epoch, train and test, like the papers' figures."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [e["epoch"] for e in epochs]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    a1.plot(ep, [e["loss"] for e in epochs], label="train", marker=".")
+    val = [(e["epoch"], e) for e in epochs if e.get("val_loss") is not None]
+    if val:
+        a1.plot([v[0] for v in val], [v[1]["val_loss"] for v in val], label="test", marker=".")
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("loss (cross-entropy)")
+    a1.legend()
+    a1.grid(alpha=0.3)
+    a2.plot(ep, [100 * (1 - e["accuracy"]) for e in epochs], label="train (augmented)", marker=".")
+    if val:
+        a2.plot([v[0] for v in val], [100 * (1 - v[1]["val_accuracy"]) for v in val], label="test", marker=".")
+    a2.set_xlabel("epoch")
+    a2.set_ylabel("top-1 error (%)")
+    a2.legend()
+    a2.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+
+    def w(tmp):
+        fig.savefig(tmp, format="png", dpi=100)
+
+    atomic_write(path, w)
+    plt.close(fig)

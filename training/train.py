@@ -1,0 +1,166 @@
+r"""Train a keras_preact model the way its paper did.
+
+    python -m training.train --model=resnetv2_20 --dataset=folder:data/cifar10-jpeg \
+        --config=cifar_cpu_short --model_dir=runs/resnetv2_20
+
+Run the same command again after an interruption (Ctrl-C, SIGTERM, kill -9, crash) and
+training resumes from the last finished epoch. See training/README.md.
+
+Exit status: 0 done; 2 bad flags / dataset / model_dir (one-line message); 3 loss became
+NaN/inf (last good checkpoint kept); 128+N stopped by signal N (resume by re-running).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+from absl import app, flags, logging  # noqa: E402
+
+from training import configs as configs_lib  # noqa: E402
+from training import distribute  # noqa: E402
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("model", None, "Registry name of the model, e.g. resnetv2_20 (see keras_preact.list_models()).")
+flags.DEFINE_string("dataset", None, "A tfds name with image/label features (cifar10, cifar100, imagenet2012, ...) "
+                    "or folder:PATH for PATH/{train,test}/<class>/*.{jpg,png}.")
+flags.DEFINE_string("model_dir", None, "Where checkpoints, run.json, logs and the trained model go.")
+flags.DEFINE_string("config", None, "Named recipe (training/configs.py); default: the paper recipe for the model "
+                    "family and dataset. Flags below override it.")
+flags.DEFINE_integer("epochs", None, "Number of epochs (overrides the recipe's epochs / total iterations).")
+flags.DEFINE_integer("batch_size", None, "Global batch size (split over all replicas).")
+flags.DEFINE_integer("steps_per_epoch", None, "Cap on optimizer steps per epoch (quick runs).")
+flags.DEFINE_integer("validation_steps", None, "Cap on evaluation steps (quick runs).")
+flags.DEFINE_float("learning_rate", None, "Base (peak) learning rate.")
+flags.DEFINE_enum("strategy", "auto", list(distribute.STRATEGIES),
+                  "auto: multi_worker if TF_CONFIG is set, mirrored if >1 GPU (or --cpu_devices>1), else default.")
+flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into N logical devices (MirroredStrategy without GPUs).")
+flags.DEFINE_enum("mixed_precision", None, ["none", "mixed_float16", "mixed_bfloat16"],
+                  "Keras mixed-precision policy (default: the recipe's).")
+flags.DEFINE_string("data_dir", None, "tensorflow-datasets data_dir holding prepared datasets.")
+flags.DEFINE_bool("download", False, "Let tensorflow-datasets download and prepare the dataset if missing.")
+flags.DEFINE_integer("seed", 0, "Random seed (weights init, shuffling, augmentation).")
+flags.DEFINE_bool("jit_compile", None, "XLA-compile the forward/backward pass (default: the recipe's).")
+
+
+def fail(msg: str, code: int = 2) -> None:
+    print(f"error: {msg}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def resolve_config(model_spec, dataset_kind: str):
+    name = FLAGS.config or configs_lib.default_config_for(model_spec.family, dataset_kind)
+    cfg = configs_lib.get_config(name)
+    over = {}
+    if FLAGS.epochs is not None:
+        over["epochs"] = FLAGS.epochs
+    if FLAGS.batch_size is not None:
+        over["batch_size"] = FLAGS.batch_size
+    if FLAGS.learning_rate is not None:
+        over["learning_rate"] = FLAGS.learning_rate
+    if FLAGS.mixed_precision is not None:
+        over["mixed_precision"] = FLAGS.mixed_precision
+    if FLAGS.jit_compile is not None:
+        over["jit_compile"] = FLAGS.jit_compile
+    cfg = cfg.replace(**over)
+    configs_lib.validate(cfg)
+    return cfg
+
+
+def _on_signal(signum, frame):
+    from training.loop import Interrupted
+
+    raise Interrupted(signum)
+
+
+def main(argv):
+    if len(argv) > 1:
+        fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    for name in ("model", "dataset", "model_dir"):
+        if not getattr(FLAGS, name):
+            fail(f"--{name} is required (python -m training.train --model=NAME --dataset=DATASET --model_dir=DIR)")
+    for name in ("epochs", "batch_size", "steps_per_epoch", "validation_steps", "cpu_devices"):
+        v = getattr(FLAGS, name)
+        if v is not None and v < 1:
+            fail(f"--{name} must be >= 1, got {v}")
+    if FLAGS.learning_rate is not None and FLAGS.learning_rate <= 0:
+        fail(f"--learning_rate must be > 0, got {FLAGS.learning_rate}")
+
+    import keras_preact
+    from training import data as data_lib
+
+    try:
+        spec = keras_preact.get_model_spec(FLAGS.model)
+    except (ValueError, KeyError):
+        fail(f"unknown --model={FLAGS.model!r}. Valid models: {', '.join(keras_preact.list_models())}")
+    try:
+        cfg = resolve_config(spec, spec.dataset)
+    except ValueError as e:
+        fail(str(e))
+
+    # Pre-flight checks that need no TensorFlow devices (those must not start before
+    # the strategy is made): dataset structure, tfds availability.
+    try:
+        kind, ref = data_lib.parse_dataset(FLAGS.dataset)
+        if kind == "folder":
+            data_lib.check_folder(ref)
+        else:
+            data_lib._tfds_builder(ref, FLAGS.data_dir, FLAGS.download)
+    except data_lib.DatasetError as e:
+        fail(str(e))
+
+    try:
+        strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.cpu_devices)
+        strategy_name = distribute.resolve_name(FLAGS.strategy, FLAGS.cpu_devices)
+    except distribute.StrategyError as e:
+        fail(str(e))
+
+    import keras
+
+    from training import loop
+
+    keras.utils.set_random_seed(FLAGS.seed)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    run = loop.RunSpec(model=FLAGS.model, dataset=FLAGS.dataset, model_dir=FLAGS.model_dir, cfg=cfg,
+                       data_dir=FLAGS.data_dir, download=FLAGS.download, epochs_override=FLAGS.epochs is not None,
+                       steps_per_epoch=FLAGS.steps_per_epoch, validation_steps=FLAGS.validation_steps,
+                       seed=FLAGS.seed, strategy_name=strategy_name,
+                       command=" ".join(shlex.quote(a) for a in sys.argv))
+    trainer = None
+    try:
+        trainer = loop.Trainer(run, strategy)
+        final = trainer.fit()
+    except (data_lib.DatasetError, loop.RunError) as e:
+        fail(str(e))
+    except loop.NonFiniteLoss as e:
+        if trainer is not None and getattr(trainer, "history", None) is not None:
+            try:
+                trainer._write_run_json("stopped: non-finite loss")
+            except Exception:  # noqa: BLE001
+                pass
+        done = len(trainer.history) if trainer is not None and getattr(trainer, "history", None) else 0
+        fail(f"{e}. Training stopped; the last good checkpoint (epoch {done}) is kept in "
+             f"{os.path.join(FLAGS.model_dir, 'checkpoint')}. Lower --learning_rate (or check the data) and "
+             f"re-run the same command to resume from it.", code=3)
+    except loop.Interrupted as e:
+        done = len(trainer.history) if trainer is not None and getattr(trainer, "history", None) else 0
+        print(f"interrupted by {e}: {done} epoch(s) are checkpointed in {FLAGS.model_dir}; run the same "
+              f"command again to resume.", file=sys.stderr, flush=True)
+        os._exit(128 + e.signum)
+    logging.info("Done: test top-1 %.4f, top-5 %.4f; outputs in %s", final["test_top1"], final["test_top5"],
+                 FLAGS.model_dir)
+    return 0
+
+
+def run_main():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run_main()
