@@ -323,6 +323,12 @@ def publish(run_dir, name, dataset, *, dataset_label=None, data_dir=None, split=
     if destination.exists() and not overwrite:
         raise ValueError(f"{destination} already exists; pass overwrite=True (--overwrite).")
     run = export.read_run(run_dir)
+    status = run.record.get("status", "finished")
+    if status != "finished":
+        raise ValueError(
+            f"The training run in {run_dir} has status {status!r}, not 'finished'; only "
+            "finished runs are published. Resume it first."
+        )
     model = export.build_trained_model(run)
     staging = zoo_dir() / f".{name}.staging"
     shutil.rmtree(staging, ignore_errors=True)
@@ -482,6 +488,8 @@ def build_card(name, run, model, weights_file, evaluation, *, dataset, dataset_l
         "preprocessing": _preprocessing_of(model),
         "recipe": {
             "training_dataset": record.get("dataset"),
+            "command": record.get("command"),
+            "seed": record.get("seed"),
             "config": record.get("config"),
             "epochs": record.get("epochs"),
             "final": record.get("final"),

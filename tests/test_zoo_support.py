@@ -6,8 +6,8 @@ even a small network takes seconds. Test modules import the fixtures they
 use from here.
 
 The run directory follows the training engineer's contract: run.json,
-model.keras, final.weights.h5. The network is `resnet_20` overridden to
-depth 8 (one unit per stage) with 3 classes, fitted for one step.
+model.keras, final.weights.h5. The network is the registry's `resnet_20`
+(the smallest CIFAR network) with 3 classes, fitted for one step.
 """
 
 import atexit
@@ -28,7 +28,7 @@ CIFAR_ARCHIVE = REPO.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
 CLASS_NAMES = ["airplane", "cat", "ship"]
 IMAGES_PER_CLASS = 8
 ARCHITECTURE = "resnet_20"
-MODEL_KWARGS = {"classes": len(CLASS_NAMES), "depth": 8}
+MODEL_KWARGS = {"classes": len(CLASS_NAMES)}
 ZOO_NAME = "tiny_resnet_test"
 
 
