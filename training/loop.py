@@ -262,6 +262,31 @@ class Trainer:
             out = strategy.run(eval_replica, args=(images, labels, weights))
             return [strategy.reduce(tf.distribute.ReduceOp.SUM, o, axis=None) for o in out]
 
+        # BatchNorm moving statistics are created by Keras 3 with aggregation "none": each
+        # replica updates its own copy from its own batches, so replicas (and workers)
+        # drift apart. The update is an exponential moving average, i.e. linear, so
+        # replacing every copy by the replicas' mean at the end of an epoch gives exactly
+        # the statistics of averaging every step. Done before evaluation and checkpoints.
+        sync_vars = [v for v in model.non_trainable_variables if v.dtype in ("float16", "bfloat16", "float32",
+                                                                             "float64")]
+
+        def replica_mean():
+            ctx = tf.distribute.get_replica_context()
+            return ctx.all_reduce(tf.distribute.ReduceOp.MEAN, [tf.identity(v.value) for v in sync_vars])
+
+        @tf.function
+        def sync_statistics():
+            means = strategy.run(replica_mean)
+            for v, m in zip(sync_vars, means):
+                v.assign(strategy.experimental_local_results(m)[0])
+
+        @tf.function
+        def barrier():
+            return strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                   strategy.run(lambda: tf.ones([], tf.float32)), axis=None)
+
+        self.barrier = barrier
+        self.sync_statistics = sync_statistics if (sync_vars and self.replicas > 1) else (lambda: None)
         self.train_step, self.eval_step = train_step, eval_step
 
     # ------------------------------------------------------------------ checkpoint
@@ -396,6 +421,7 @@ class Trainer:
                 if verbose:
                     bar.update(s + 1, [("loss", tot[0] / tot[2]), ("accuracy", tot[1] / tot[2]),
                                        ("lr", self.schedule.lr_at(it0 + s))])
+            self.sync_statistics()
             train_secs = time.time() - t0
             entry = {"epoch": epoch + 1, "loss": tot[0] / tot[2], "accuracy": tot[1] / tot[2],
                      "lr": self.schedule.lr_at(it0 + steps - 1), "steps": steps, "iteration": it0 + steps,
@@ -441,6 +467,10 @@ class Trainer:
             report.plot_curves(os.path.join(self.model_dir, "curves.png"), self.history,
                                f"{self.run.model} on {self.run.dataset} ({self.cfg.name})")
             self._write_run_json("finished", final)
+        # Workers leave together (a worker that exits while the chief still writes files
+        # makes the coordination service report it as crashed).
+        if self.workers > 1:
+            self.barrier()
         return final
 
     def _export(self, values: List[np.ndarray]) -> None:

@@ -121,8 +121,11 @@ def main(argv):
         fail(str(e))
 
     import keras
+    import tensorflow as tf
 
     from training import loop
+
+    tf.get_logger().setLevel("WARNING")
 
     keras.utils.set_random_seed(FLAGS.seed)
     signal.signal(signal.SIGTERM, _on_signal)
