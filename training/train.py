@@ -148,9 +148,10 @@ def main(argv):
             except Exception:  # noqa: BLE001
                 pass
         done = len(trainer.history) if trainer is not None and getattr(trainer, "history", None) else 0
-        fail(f"{e}. Training stopped; the last good checkpoint (epoch {done}) is kept in "
-             f"{os.path.join(FLAGS.model_dir, 'checkpoint')}. Lower --learning_rate (or check the data) and "
-             f"re-run the same command to resume from it.", code=3)
+        kept = (f"the last good checkpoint (epoch {done}) is kept in {os.path.join(FLAGS.model_dir, 'checkpoint')}"
+                if done else "no epoch had finished, so there is no checkpoint")
+        fail(f"{e}. Training stopped; {kept}. Lower --learning_rate (or check the data) and re-run the same "
+             f"command to resume.", code=3)
     except loop.Interrupted as e:
         done = len(trainer.history) if trainer is not None and getattr(trainer, "history", None) else 0
         print(f"interrupted by {e}: {done} epoch(s) are checkpointed in {FLAGS.model_dir}; run the same "

@@ -1,0 +1,157 @@
+"""Datasets: load_split contract, folder checks, damaged files, offline tfds, pipelines."""
+
+import io
+import os
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from training import data, pipeline
+
+
+def make_folder(root, classes=("cat", "dog"), n_train=6, n_test=2, size=32, fmt="png", seed=0):
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("test", n_test)):
+        for c in classes:
+            d = os.path.join(root, split, c)
+            os.makedirs(d, exist_ok=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(
+                    os.path.join(d, f"{i}.{fmt}"))
+    return str(root)
+
+
+def _fresh(root):
+    """Folder checks are cached per process: drop the cache for a freshly changed tree."""
+    data._REPORTS.clear()
+    data._FOLDER_CACHE.clear()
+    return root
+
+
+def test_load_split_folder_contract(tmp_path):
+    root = _fresh(make_folder(tmp_path / "ds", classes=("b", "a", "c"), n_train=4, n_test=2))
+    ds, info = data.load_split(f"folder:{root}", "train")
+    assert info.class_names == ["a", "b", "c"] and info.num_classes == 3 and info.num_examples == 12
+    assert info.name == f"folder:{root}"
+    items = list(ds.as_numpy_iterator())
+    assert len(items) == 12
+    img, label = items[0]
+    assert img.dtype == np.uint8 and img.shape == (32, 32, 3)
+    assert isinstance(label, (np.int64, int)) or label.dtype == np.int64
+    assert sorted(int(lab) for _, lab in items) == [0] * 4 + [1] * 4 + [2] * 4
+    _, tinfo = data.load_split(f"folder:{root}", "test")
+    assert tinfo.num_examples == 6 and tinfo.class_names == info.class_names
+    with pytest.raises(data.DatasetError, match="valid: train, test"):
+        data.load_split(f"folder:{root}", "validation")
+
+
+def test_damaged_and_non_image_files_are_named_and_skipped(tmp_path, caplog):
+    root = make_folder(tmp_path / "ds", n_train=5)
+    not_image = os.path.join(root, "train", "cat", "notes.jpg")
+    with open(not_image, "w") as f:
+        f.write("this is not a picture")
+    buf = io.BytesIO()
+    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(buf, format="JPEG")
+    truncated = os.path.join(root, "train", "dog", "truncated.jpg")
+    with open(truncated, "wb") as f:
+        f.write(buf.getvalue()[: len(buf.getvalue()) // 3])
+    empty = os.path.join(root, "test", "dog", "empty.png")
+    open(empty, "wb").close()
+    _fresh(root)
+    x, y, info = data.materialize(f"folder:{root}", "train")
+    assert len(y) == 10 and x.shape == (10, 32, 32, 3)
+    assert sorted(info.skipped_files) == sorted([not_image, truncated])
+    logged = caplog.text
+    assert "notes.jpg" in logged and "truncated.jpg" in logged
+    # The streaming path skips them too and never raises mid-iteration.
+    ds, sinfo = data.load_split(f"folder:{root}", "test")
+    assert sinfo.skipped_files == [empty]
+    assert len(list(ds)) == 4
+
+
+def test_empty_class_folder_reported(tmp_path):
+    root = make_folder(tmp_path / "ds")
+    os.makedirs(os.path.join(root, "train", "bird"))
+    os.makedirs(os.path.join(root, "test", "bird"))
+    with pytest.raises(data.DatasetError, match="empty class folder .*bird"):
+        data.scan_folder(root)
+
+
+def test_mismatched_classes_reported(tmp_path):
+    root = make_folder(tmp_path / "ds")
+    make_folder(tmp_path / "other", classes=("cat", "fox"))
+    os.rename(os.path.join(tmp_path, "other", "test"), os.path.join(root, "test2"))
+    import shutil
+
+    shutil.rmtree(os.path.join(root, "test"))
+    os.rename(os.path.join(root, "test2"), os.path.join(root, "test"))
+    with pytest.raises(data.DatasetError) as e:
+        data.scan_folder(root)
+    msg = str(e.value)
+    assert "only in train: ['dog']" in msg and "only in test: ['fox']" in msg
+
+
+def test_missing_folder_and_split(tmp_path):
+    with pytest.raises(data.DatasetError, match="does not exist"):
+        data.scan_folder(str(tmp_path / "nope"))
+    os.makedirs(tmp_path / "ds" / "train" / "a")
+    with pytest.raises(data.DatasetError, match="missing split folder"):
+        data.scan_folder(str(tmp_path / "ds"))
+
+
+def test_tfds_offline_fails_fast_with_hint(tmp_path):
+    t0 = time.time()
+    with pytest.raises(data.DatasetError) as e:
+        data.load_split("cifar10", "train", data_dir=str(tmp_path))
+    assert time.time() - t0 < 15
+    msg = str(e.value)
+    assert "--data_dir" in msg and "folder:" in msg
+
+
+def test_unknown_tfds_dataset(tmp_path):
+    with pytest.raises(data.DatasetError, match="Unknown dataset 'no_such_dataset_xyz'.*folder:PATH.*cifar10"):
+        data.load_split("no_such_dataset_xyz", "train", data_dir=str(tmp_path))
+
+
+def test_cifar_augmentation_shapes_and_content():
+    img = tf.constant(np.arange(32 * 32 * 3, dtype=np.uint8).reshape(32, 32, 3))
+    fn = pipeline.train_transform("cifar", 32)
+    outs = [fn(img, tf.constant(1, tf.int64))[0].numpy() for _ in range(8)]
+    assert all(o.shape == (32, 32, 3) and o.dtype == np.uint8 for o in outs)
+    assert any(not np.array_equal(o, img.numpy()) for o in outs)  # crops/flips happen
+    # A crop of the 4-pixel zero-padded image: every row of the output is a row of
+    # the padded (possibly flipped) original.
+    padded = np.pad(img.numpy(), ((4, 4), (4, 4), (0, 0)))
+    o = outs[0]
+    found = False
+    for flip in (False, True):
+        p = padded[:, ::-1] if flip else padded
+        for dy in range(9):
+            for dx in range(9):
+                if np.array_equal(p[dy:dy + 32, dx:dx + 32], o):
+                    found = True
+    assert found
+
+
+def test_imagenet_augmentation_and_eval_crop():
+    img = tf.constant(np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8))
+    out, _ = pipeline.train_transform("imagenet", 224)(img, tf.constant(0, tf.int64))
+    assert out.shape == (224, 224, 3) and out.dtype == tf.uint8
+    out, _ = pipeline.eval_transform("imagenet", 224)(img, tf.constant(0, tf.int64))
+    assert out.shape == (224, 224, 3)
+
+
+def test_eval_padding_covers_every_example_once():
+    n, batch = 23, 8
+    steps = pipeline.eval_steps(n, batch, 1)
+    src = lambda: tf.data.Dataset.from_tensor_slices(  # noqa: E731
+        (np.zeros((n, 32, 32, 3), np.uint8), np.arange(n, dtype=np.int64)))
+    ds = pipeline.eval_dataset_fn(src, batch, "cifar", 32, steps)(tf.distribute.InputContext())
+    batches = list(ds.as_numpy_iterator())
+    assert len(batches) == steps == 3
+    w = np.concatenate([b[2] for b in batches])
+    labels = np.concatenate([b[1] for b in batches])
+    assert w.sum() == n and sorted(labels[w > 0].tolist()) == list(range(n))
