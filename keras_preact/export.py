@@ -87,7 +87,8 @@ def read_run(model_dir):
     run = TrainingRun(
         model_dir=model_dir,
         architecture=record["model"],
-        model_kwargs=dict(record["model_kwargs"]),
+        # `weights` would load something else over the trained weights.
+        model_kwargs={k: v for k, v in record["model_kwargs"].items() if k != "weights"},
         class_names=[str(name) for name in record["class_names"]],
         record=record,
     )
@@ -104,14 +105,13 @@ def build_trained_model(run):
     """
     import keras_preact  # The registry imports this module's neighbours; import it late.
 
-    model_kwargs = {key: value for key, value in run.model_kwargs.items() if key != "weights"}
-    model = keras_preact.get_model(run.architecture, **model_kwargs)
+    model = keras_preact.get_model(run.architecture, **run.model_kwargs)
     try:
         model.load_weights(run.weights_path)
     except Exception as error:  # h5py and Keras raise many types; the user needs one.
         raise ValueError(
             f"Could not load {run.weights_path} into {run.architecture!r} built with "
-            f"{model_kwargs}: {error}"
+            f"{run.model_kwargs}: {error}"
         ) from error
     return model
 
