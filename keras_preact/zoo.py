@@ -162,11 +162,21 @@ class Evaluation:
         }
 
 
-def load_eval_split(dataset, *, split="test", data_dir=None, limit=None):
-    """(tf.data of (uint8 image, label), number of examples) from training/data.py's loader."""
+def load_eval_split(dataset, *, class_names, split="test", data_dir=None, limit=None):
+    """(tf.data of (uint8 image, label), number of examples) from training/data.py's loader.
+
+    Raises ValueError unless the dataset's classes are `class_names`, in the
+    same order (labels are indices into them).
+    """
     from training.data import load_split
 
     data, info = load_split(dataset, split, data_dir=data_dir)
+    if list(info.class_names) != list(class_names):
+        raise ValueError(
+            f"The classes of {dataset} ({', '.join(info.class_names)}) are not the model's "
+            f"({', '.join(class_names)}), so its labels cannot be compared with the model's "
+            "predictions."
+        )
     total = int(info.num_examples)
     if limit is not None:
         data, total = data.take(limit), min(total, int(limit))
@@ -257,8 +267,10 @@ def evaluate(name, dataset, *, runtime="keras", split="test", data_dir=None, lim
         predict = saved_model_predictor(saved_model_path(name))
     else:
         raise ValueError(f"Unknown runtime {runtime!r}; valid values are 'keras', 'saved_model'.")
-    height, width, _ = get_card(name)["input"]["shape"]
-    data, total = load_eval_split(dataset, split=split, data_dir=data_dir, limit=limit)
+    card = get_card(name)
+    height, width, _ = card["input"]["shape"]
+    data, total = load_eval_split(dataset, class_names=card["class_names"], split=split,
+                                  data_dir=data_dir, limit=limit)
     return evaluate_predictions(
         predict, data, height=height, width=width, total=total, batch_size=batch_size,
         progress=progress,
@@ -336,8 +348,8 @@ def publish(run_dir, name, dataset, *, dataset_label=None, data_dir=None, split=
         model.save_weights(staging / f"{name}.weights.h5")
         export.export_model(model, staging / SAVED_MODEL_DIR, class_names=run.class_names)
         evaluation, agreement = _measure(model, staging / SAVED_MODEL_DIR, dataset,
-                                         split=split, data_dir=data_dir, limit=limit,
-                                         progress=progress)
+                                         class_names=run.class_names, split=split,
+                                         data_dir=data_dir, limit=limit, progress=progress)
         card = build_card(name, run, model, staging / f"{name}.weights.h5", evaluation,
                           dataset=dataset, dataset_label=dataset_label or dataset,
                           split=split, agreement=agreement)
@@ -359,14 +371,15 @@ def _check_zoo_name(name):
         )
 
 
-def _measure(model, saved_model, dataset, *, split, data_dir, limit, progress):
+def _measure(model, saved_model, dataset, *, class_names, split, data_dir, limit, progress):
     """(Evaluation of the Keras model, SavedModel-vs-Keras agreement on the CI slice).
 
     Raises ValueError when the SavedModel's probabilities differ from the
     Keras model's by more than 1e-5 on the CI slice.
     """
     _, height, width, _ = model.inputs[0].shape
-    data, total = load_eval_split(dataset, split=split, data_dir=data_dir, limit=limit)
+    data, total = load_eval_split(dataset, class_names=class_names, split=split,
+                                  data_dir=data_dir, limit=limit)
     keras_batches = []
 
     def predict_keeping_the_slice(images):

@@ -69,6 +69,15 @@ def test_card_numbers_are_reproduced_by_evaluate(tiny_zoo, runtime):
     assert zoo.check_against_card(ZOO_NAME, measured) == []
 
 
+def test_evaluate_refuses_a_dataset_with_other_classes(tiny_zoo, tmp_path):
+    for split in ("train", "test"):
+        for name in ("airplane", "dog", "ship"):
+            (tmp_path / split / name).mkdir(parents=True)
+            shutil.copy(next((image_folder() / "test" / "cat").iterdir()), tmp_path / split / name)
+    with pytest.raises(ValueError, match="are not the model's"):
+        zoo.evaluate(ZOO_NAME, f"folder:{tmp_path}", progress=False)
+
+
 def test_evaluation_slice_is_the_first_examples(tiny_zoo):
     evaluation = zoo.evaluate(ZOO_NAME, f"folder:{image_folder()}", limit=5, progress=False)
     assert evaluation.summary()["num_examples"] == 5
