@@ -1,0 +1,136 @@
+"""training.train / training.evaluate command lines: errors, a full tiny run, NaN stop."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--model=resnet_20", "--config=smoke", "--batch_size=8"]
+
+
+def make_folder(root, classes=("cat", "dog", "fox"), n_train=8, n_test=3, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("test", n_test)):
+        for c in classes:
+            d = os.path.join(root, split, c)
+            os.makedirs(d, exist_ok=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(
+                    os.path.join(d, f"{i}.png"))
+    return str(root)
+
+
+def run(module, *args, timeout=240):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    env.pop("TF_CONFIG", None)
+    p = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def assert_clean_error(rc, out, err, *needles):
+    assert rc != 0
+    assert "Traceback" not in out + err, err[-3000:]
+    line = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(line) == 1, err[-3000:]
+    for n in needles:
+        assert n in line[0], line[0]
+
+
+def test_unknown_model_lists_valid_names(tmp_path):
+    rc, out, err = run("training.train", "--model=resnet_21", f"--dataset=folder:{tmp_path}",
+                       f"--model_dir={tmp_path}/m")
+    assert_clean_error(rc, out, err, "resnet_21", "resnet_20", "resnetv2_20", "densenet_bc_100_12")
+
+
+def test_unknown_config_and_dataset(tmp_path):
+    root = make_folder(tmp_path / "ds", n_train=1, n_test=1)
+    rc, out, err = run("training.train", "--model=resnet_20", f"--dataset=folder:{root}", "--config=nope",
+                       f"--model_dir={tmp_path}/m")
+    assert_clean_error(rc, out, err, "nope", "resnet_cifar", "cifar_cpu_short")
+    rc, out, err = run("training.train", "--model=resnet_20", "--dataset=cifar11", f"--data_dir={tmp_path}",
+                       f"--model_dir={tmp_path}/m")
+    assert_clean_error(rc, out, err, "cifar11", "folder:PATH", "cifar10")
+
+
+def test_offline_cifar10_fails_fast_with_hint(tmp_path):
+    t0 = time.time()
+    rc, out, err = run("training.train", "--model=resnet_20", "--dataset=cifar10", f"--data_dir={tmp_path}/tfds",
+                       f"--model_dir={tmp_path}/m")
+    assert time.time() - t0 < 60  # TensorFlow import included; tfds would retry for minutes
+    assert_clean_error(rc, out, err, "--data_dir", "folder:")
+
+
+def test_bad_folder_reported_before_training(tmp_path):
+    root = make_folder(tmp_path / "ds", n_train=2, n_test=1)
+    os.makedirs(os.path.join(root, "train", "owl"))
+    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={tmp_path}/m")
+    assert_clean_error(rc, out, err, "empty class folder", "owl", "only in train")
+    assert not os.path.exists(tmp_path / "m" / "checkpoint")
+
+
+def test_full_tiny_run_outputs_contract_and_evaluate(tmp_path):
+    root = make_folder(tmp_path / "ds")
+    bad = os.path.join(root, "train", "dog", "broken.jpg")
+    with open(bad, "wb") as f:
+        f.write(b"\xff\xd8\xff\xe0 definitely not a whole jpeg")
+    md = str(tmp_path / "run")
+    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={md}", "--epochs=2")
+    assert rc == 0, err[-3000:]
+    assert "broken.jpg" in err
+    for name in ("run.json", "model.keras", "final.weights.h5", "curves.png", "train.log"):
+        assert os.path.getsize(os.path.join(md, name)) > 0, name
+    assert os.listdir(os.path.join(md, "tensorboard"))
+    with open(os.path.join(md, "run.json")) as f:
+        r = json.load(f)
+    for key in ("model", "model_kwargs", "dataset", "class_names", "input_shape", "config", "replicas", "epochs",
+                "final", "versions", "hardware", "wall_time_s"):
+        assert key in r, key
+    assert r["model"] == "resnet_20" and r["model_kwargs"] == {"classes": 3}
+    assert r["class_names"] == ["cat", "dog", "fox"] and r["input_shape"] == [32, 32, 3]
+    assert r["replicas"] == 1 and r["status"] == "finished"
+    assert [e["epoch"] for e in r["epochs"]] == [1, 2]
+    for e in r["epochs"]:
+        for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"):
+            assert k in e
+    assert r["data"]["skipped_count"] == 1 and r["data"]["train"]["skipped_files"] == [bad]
+    assert r["final"]["test_examples"] == 9 and 0 <= r["final"]["test_top1"] <= 1
+    assert r["versions"]["tensorflow"] and r["versions"]["keras"]
+    assert len([ln for ln in open(os.path.join(md, "train.log"))]) == 2
+
+    out_json = str(tmp_path / "eval.json")
+    rc, out, err = run("training.evaluate", f"--model_dir={md}", f"--output={out_json}")
+    assert rc == 0, err[-3000:]
+    assert "top-1" in out and "top-5" in out
+    with open(out_json) as f:
+        ev = json.load(f)
+    assert ev["examples"] == 9
+    assert ev["top1"] == pytest.approx(r["final"]["test_top1"], abs=1e-6)
+    # Running the finished command again does not train again.
+    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={md}", "--epochs=2")
+    assert rc == 0, err[-3000:]
+    with open(os.path.join(md, "run.json")) as f:
+        assert [e["epoch"] for e in json.load(f)["epochs"]] == [1, 2]
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    root = make_folder(tmp_path / "ds")
+    md = str(tmp_path / "run")
+    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={md}", "--epochs=1")
+    assert rc == 0, err[-3000:]
+    ckpt = os.path.join(md, "checkpoint", "ckpt.npz")
+    before = open(ckpt, "rb").read()
+    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={md}", "--epochs=3",
+                       "--learning_rate=1e30")
+    assert rc == 3
+    assert_clean_error(rc, out, err, "loss became", "epoch 2", "last good checkpoint (epoch 1)")
+    assert open(ckpt, "rb").read() == before
+    with open(os.path.join(md, "run.json")) as f:
+        r = json.load(f)
+    assert "non-finite" in r["status"] and len(r["epochs"]) == 1
