@@ -189,7 +189,7 @@ def build_parser():
 
     publish = commands.add_parser("publish", help="turn a training run into zoo/NAME/")
     publish.add_argument("--model_dir", "--model-dir", required=True, help="training run dir")
-    publish.add_argument("--name", required=True, help="zoo name, e.g. resnet_56_cifar10")
+    publish.add_argument("--name", required=True, help="zoo name, e.g. resnetv2_20_cifar10")
     _add_dataset_args(publish)
     publish.add_argument("--dataset_label", "--dataset-label", default=None,
                          help="dataset name for the card, e.g. cifar10-jpeg-q75")

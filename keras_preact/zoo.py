@@ -315,7 +315,7 @@ def publish(run_dir, name, dataset, *, dataset_label=None, data_dir=None, split=
 
     Args:
         run_dir: str or Path. A training run directory (run.json, final.weights.h5).
-        name: str. Zoo name, e.g. "resnet_56_cifar10". Letters, digits, "_", "-".
+        name: str. Zoo name, e.g. "resnetv2_20_cifar10". Letters, digits, "_", "-".
         dataset: str. Evaluation data: tfds name or `folder:PATH`.
         dataset_label: str. What the card calls the data, e.g.
             "cifar10-jpeg-q75". Defaults to `dataset`.
@@ -367,7 +367,7 @@ def _check_zoo_name(name):
     if not name or not all(c.isalnum() or c in "_-" for c in name) or name[0] in "._-":
         raise ValueError(
             f"Invalid zoo name {name!r}: use letters, digits, '_' and '-', starting with "
-            "a letter or digit (e.g. 'resnet_56_cifar10')."
+            "a letter or digit (e.g. 'resnetv2_20_cifar10')."
         )
 
 
