@@ -6,8 +6,14 @@ by `serving.rest_predict`, which decodes a request body exactly as
 """
 
 import base64
+import http.server
+import json
+import re
 import struct
+import subprocess
+import threading
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -244,3 +250,61 @@ def test_fuzz_decode_returns_pixels_or_invalid_argument(data):
         return
     assert pixels.shape == (1, 8, 8, 3)
     assert np.all(np.isfinite(pixels)) and pixels.min() >= 0 and pixels.max() <= 255
+
+
+# --- The examples in zoo/DEPLOYMENT.md, against a stand-in for the REST server -----------------
+
+DEPLOYMENT = Path(__file__).resolve().parent.parent / "zoo" / "DEPLOYMENT.md"
+
+
+def deployment_code_blocks(language):
+    text = DEPLOYMENT.read_text()
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)
+
+
+@pytest.fixture
+def rest_server(loaded):
+    """An HTTP server answering `/v1/models/<name>:predict` with serving.rest_predict."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            status, response = serving.rest_predict(loaded, body)
+            payload = json.dumps(response).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_deployment_curl_body_is_a_valid_request(loaded, tmp_path):
+    script = next(block for block in deployment_code_blocks("shell") if "request.json" in block)
+    printf = script.split("curl")[0]
+    (tmp_path / "cat.jpg").write_bytes(jpeg_and_png(11)[1])
+    (tmp_path / "ship.png").write_bytes(jpeg_and_png(12)[2])
+    subprocess.run(["bash", "-c", printf], cwd=tmp_path, check=True, timeout=30)
+    status, response = serving.rest_predict(loaded, (tmp_path / "request.json").read_text())
+    assert status == 200, response
+    assert len(response["predictions"]) == 2
+
+
+def test_deployment_python_client_works_against_the_rest_format(rest_server, tmp_path):
+    client = next(block for block in deployment_code_blocks("python") if "def classify" in block)
+    namespace = {}
+    exec(client.split("for row in")[0], namespace)  # Define classify(), skip the demo loop.
+    image = tmp_path / "cat.jpg"
+    image.write_bytes(jpeg_and_png(13)[1])
+    predictions = namespace["classify"]([str(image)], ZOO_NAME, host=rest_server)
+    assert len(predictions) == 1
+    assert set(predictions[0]["top_k_class_names"]) == set(CLASS_NAMES)
