@@ -313,6 +313,11 @@ class Trainer:
                 state.restore(self.optimizer.variables, ckpt.opt_values, "optimizer")
         except ValueError as e:
             raise RunError(f"checkpoint {ckpt.path} does not match this model: {e}") from None
+        old_cfg = ckpt.meta.get("config") or {}
+        changed = {k: (old_cfg[k], v) for k, v in self.cfg.to_dict().items() if k in old_cfg and old_cfg[k] != v}
+        if changed:
+            logging.warning("Resuming with a changed recipe: %s",
+                            ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items()))
         self.start_epoch = int(ckpt.meta["epoch"])
         self.history = list(ckpt.meta.get("history", []))
         logging.info("Resumed from %s: %d epoch(s) done, iteration %d", ckpt.path, self.start_epoch,
@@ -324,7 +329,7 @@ class Trainer:
         if not self.chief:
             return
         meta = {"epoch": epoch, "iteration": int(self.optimizer.iterations.numpy()), "history": self.history,
-                "identity": self._identity(), "time": time.time()}
+                "identity": self._identity(), "config": self.cfg.to_dict(), "time": time.time()}
         state.save_checkpoint(self.model_dir, mv, ov, meta)
 
     # ------------------------------------------------------------------ run.json
@@ -477,8 +482,9 @@ class Trainer:
         """model.keras (softmax head, as get_model builds it by default) and final.weights.h5."""
         import keras_preact
 
-        keras.mixed_precision.set_global_policy("float32" if self.cfg.mixed_precision == "none"
-                                                else self.cfg.mixed_precision)
+        # Exported in float32 whatever the training policy: it runs on every device, and the
+        # variables are float32 under every Keras mixed-precision policy anyway.
+        keras.mixed_precision.set_global_policy("float32")
         export = keras_preact.get_model(self.run.model, **self.model_kwargs)
         export.set_weights(values)
         state.atomic_write(os.path.join(self.model_dir, "model.keras"), lambda p: export.save(p))
