@@ -155,3 +155,45 @@ def test_eval_padding_covers_every_example_once():
     w = np.concatenate([b[2] for b in batches])
     labels = np.concatenate([b[1] for b in batches])
     assert w.sum() == n and sorted(labels[w > 0].tolist()) == list(range(n))
+
+
+def test_mixed_size_folder_streams_and_resizes(tmp_path):
+    root = make_folder(tmp_path / "ds", n_train=3, n_test=1, size=32)
+    Image.fromarray(np.zeros((48, 40, 3), np.uint8)).save(os.path.join(root, "train", "cat", "big.png"))
+    _fresh(root)
+    assert data.materialize(f"folder:{root}", "train") is None  # mixed sizes: not cached, streamed
+    ds, info = data.load_split(f"folder:{root}", "train")
+    assert info.num_examples == 7
+    fn = pipeline.train_transform("cifar", 32)
+    shapes = {tuple(fn(x, y)[0].shape) for x, y in ds}
+    assert shapes == {(32, 32, 3)}
+
+
+def test_prepared_tfds_dataset_loads_offline(tmp_path):
+    import tensorflow_datasets as tfds
+
+    class TinyTrainingTestImages(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(8, 8, 3)),
+                "label": tfds.features.ClassLabel(names=["x", "y"])}))
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._gen(6), "test": self._gen(2)}
+
+        def _gen(self, n):
+            for i in range(n):
+                yield i, {"image": np.full((8, 8, 3), i, np.uint8), "label": i % 2}
+
+        def _generate_examples(self):  # pragma: no cover - not used
+            yield from ()
+
+    TinyTrainingTestImages(data_dir=str(tmp_path)).download_and_prepare()
+    ds, info = data.load_split("tiny_training_test_images", "train", data_dir=str(tmp_path))
+    assert info.class_names == ["x", "y"] and info.num_examples == 6 and info.source == "tfds"
+    items = list(ds.as_numpy_iterator())
+    assert len(items) == 6 and items[0][0].dtype == np.uint8 and items[0][0].shape == (8, 8, 3)
+    x, y, minfo = data.materialize("tiny_training_test_images", "test", data_dir=str(tmp_path))
+    assert x.shape == (2, 8, 8, 3) and sorted(y.tolist()) == [0, 1]
