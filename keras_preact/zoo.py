@@ -308,8 +308,9 @@ def publish(run_dir, name, dataset, *, dataset_label=None, data_dir=None, split=
             overwrite=False, limit=None, progress=True):
     """Turn a training run directory into a complete `zoo/<name>/` folder.
 
-    Exports the SavedModel, copies the weights, evaluates on the full test
-    split, checks the SavedModel agrees with the Keras model on the CI slice,
+    Saves the weights (without optimizer state) and checks they load with
+    `get_model(arch, weights=...)`, exports the SavedModel, evaluates on the
+    full test split, checks the SavedModel agrees with the Keras model on the CI slice,
     writes the card and README, and regenerates zoo/README.md. Everything is
     written to a temporary folder first, so a failure leaves no half model.
 
@@ -325,6 +326,7 @@ def publish(run_dir, name, dataset, *, dataset_label=None, data_dir=None, split=
     Returns:
         Path of the new zoo model folder.
     """
+    import keras_preact
     from keras_preact import export
 
     _check_zoo_name(name)
@@ -343,14 +345,15 @@ def publish(run_dir, name, dataset, *, dataset_label=None, data_dir=None, split=
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        # Saved from the rebuilt model, not copied: no optimizer state, and
-        # proof that the file loads into the registry's architecture.
-        model.save_weights(staging / f"{name}.weights.h5")
+        # Saved from the rebuilt model, not copied: no optimizer state.
+        weights_file = staging / f"{name}.weights.h5"
+        model.save_weights(weights_file)
+        keras_preact.get_model(run.architecture, weights=str(weights_file), **run.model_kwargs)
         export.export_model(model, staging / SAVED_MODEL_DIR, class_names=run.class_names)
         evaluation, agreement = _measure(model, staging / SAVED_MODEL_DIR, dataset,
                                          class_names=run.class_names, split=split,
                                          data_dir=data_dir, limit=limit, progress=progress)
-        card = build_card(name, run, model, staging / f"{name}.weights.h5", evaluation,
+        card = build_card(name, run, model, weights_file, evaluation,
                           dataset=dataset, dataset_label=dataset_label or dataset,
                           split=split, agreement=agreement)
         (staging / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
