@@ -70,6 +70,8 @@ def test_sigterm_and_kill9_mid_epoch_then_resume(tmp_path):
     assert rc == 128 + signal.SIGTERM, text[-3000:]
     assert "run the same command again to resume" in text and "Traceback" not in text
     assert epochs_done(md) == [1]
+    with open(os.path.join(md, "run.json")) as f:
+        assert json.load(f)["status"] == "interrupted by SIGTERM"
     # 2) Same command: resumes after epoch 1; kill -9 in the middle of epoch 3.
     p, log = start(args, tmp_path / "2.log")
     wait_for(tmp_path / "2.log", "epoch 2/4", p)

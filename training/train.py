@@ -154,6 +154,11 @@ def main(argv):
              f"command to resume.", code=3)
     except loop.Interrupted as e:
         done = len(trainer.history) if trainer is not None and getattr(trainer, "history", None) else 0
+        if trainer is not None and getattr(trainer, "history", None) is not None:
+            try:
+                trainer._write_run_json(f"interrupted by {e}")
+            except Exception:  # noqa: BLE001 - the checkpoint, not run.json, is what resumes
+                pass
         print(f"interrupted by {e}: {done} epoch(s) are checkpointed in {FLAGS.model_dir}; run the same "
               f"command again to resume.", file=sys.stderr, flush=True)
         os._exit(128 + e.signum)
