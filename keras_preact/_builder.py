@@ -170,10 +170,12 @@ def classification_head(x, *, include_top, pooling, classes, classifier_activati
     return x
 
 
-def resolve_weights(weights, *, classes, include_top):
+def resolve_weights(weights, *, architecture, classes, include_top):
     """Path to the weight file for `weights` (None, zoo name, or file path).
 
     Checked before the model is built, so a typo costs no build time.
+    `architecture` is the registry name of the network being built; zoo
+    weights of another architecture are refused by name.
     """
     if weights is None:
         return None
@@ -183,7 +185,7 @@ def resolve_weights(weights, *, classes, include_top):
     known = zoo.list_zoo()
     if weights in known:
         return zoo.resolve_weights(
-            weights, architecture=None, classes=classes, include_top=include_top
+            weights, architecture=architecture, classes=classes, include_top=include_top
         )
     if os.path.isfile(weights):
         return weights
@@ -202,7 +204,8 @@ def _variable_shapes(h5_group, prefix=""):
     shapes = {}
     for key, item in h5_group.items():
         path = f"{prefix}/{key}" if prefix else key
-        if not isinstance(item, h5py.Group):
+        # A compiled model's file also holds optimizer state: not model weights.
+        if not isinstance(item, h5py.Group) or (not prefix and key == "optimizer"):
             continue
         if key == "vars":
             if len(item):
@@ -281,7 +284,8 @@ def build_model(body, *, arch_name, default_input_shape, min_size, preprocessing
 
     Args:
         body: callable(tensor) -> tensor. The family's stem and stages.
-        arch_name: str. The model's default name.
+        arch_name: str. The registry name of the network (its default
+            model name, and what zoo weights are checked against).
         default_input_shape: tuple. Input shape when neither `input_shape` nor
             `input_tensor` is given.
         min_size: int. The network's total stride: the smallest height/width.
@@ -301,7 +305,9 @@ def build_model(body, *, arch_name, default_input_shape, min_size, preprocessing
         default_input_shape=default_input_shape,
         min_size=min_size,
     )
-    weights_path = resolve_weights(weights, classes=classes, include_top=include_top)
+    weights_path = resolve_weights(
+        weights, architecture=arch_name, classes=classes, include_top=include_top
+    )
     inputs, x = model_inputs(input_shape, input_tensor)
     if include_preprocessing:
         x = preprocessing(x, preprocessing_mode)

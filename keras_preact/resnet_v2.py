@@ -122,7 +122,8 @@ def ResNetV2(
             model. Defaults to True.
         preprocessing_mode: str. "cifar", "torch", "tf" or "caffe". Defaults
             to None: "cifar" for CIFAR, "torch" for ImageNet.
-        name: str. Model name. Defaults to None: "resnetv2_{depth}".
+        name: str. Model name. Defaults to None: "resnetv2_{depth}", or
+            "resnet{depth}v2" for keras.applications' layout.
 
     Returns:
         A `keras.Model`.
@@ -136,8 +137,10 @@ def ResNetV2(
     check_rate("dropout_rate", dropout_rate)
     block_kind, units = resolve_depth(depth, blocks, block, stem)
     depth = CONVS_PER_UNIT[block_kind] * sum(units) + 2
+    keras_layout = stem == "imagenet" and stride_in_last_unit and conv_bias == "unless_bn"
     return build_residual_network(
-        arch_name=f"resnetv2_{depth}",
+        # keras.applications' layout keeps keras.applications' name.
+        arch_name=f"resnet{depth}v2" if keras_layout else f"resnetv2_{depth}",
         depth=depth,
         blocks=units,
         block=block_kind,

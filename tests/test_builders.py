@@ -165,6 +165,20 @@ def test_weights_of_another_architecture_raise(tmp_path, other):
         keras_preact.ResNet_20(weights=path)
 
 
+def test_weights_saved_from_a_compiled_model_load(tmp_path):
+    """A trained (compiled) model's .weights.h5 also holds optimizer state."""
+    model = keras_preact.ResNet_20()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.fit(X, np.array([0, 1]), verbose=0)
+    path = str(tmp_path / "trained.weights.h5")
+    model.save_weights(path)
+    np.testing.assert_allclose(keras_preact.ResNet_20(weights=path)(X), model(X), atol=1e-6)
+
+
+def test_keras_layout_keeps_keras_name():
+    assert keras_preact.ResNet50V2(include_top=False).name == "resnet50v2"
+
+
 def test_truncated_weights_file_raises(tmp_path):
     path = tmp_path / "t.weights.h5"
     keras_preact.ResNet_20().save_weights(str(path))

@@ -128,11 +128,6 @@ def test_builder_refuses_a_zoo_model_with_another_class_count(tiny_zoo):
         keras_preact.get_model(ARCHITECTURE, weights=ZOO_NAME, classes=10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="keras_preact/_builder.py passes architecture=None to zoo.resolve_weights, so the "
-           "builders report a weight-shape mismatch instead of naming both architectures",
-)
 def test_builder_refuses_a_zoo_model_of_another_architecture(tiny_zoo):
     with pytest.raises(ValueError) as error:
         keras_preact.get_model("resnet_32", weights=ZOO_NAME, classes=3)
