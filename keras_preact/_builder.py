@@ -34,6 +34,15 @@ PREPROCESSING = {
 }
 
 POOLINGS = (None, "avg", "max")
+# What a network's stem implies when the caller does not say: CIFAR nets take
+# 32x32 images and downsample 4x; ImageNet nets take 224x224 and downsample 32x.
+STEM_DEFAULTS = {
+    "cifar": dict(input_shape=(32, 32, 3), classes=10, min_size=4, preprocessing="cifar"),
+    "imagenet": dict(input_shape=(224, 224, 3), classes=1000, min_size=32, preprocessing="torch"),
+}
+# The keras.applications arguments every builder takes and passes through.
+COMMON_ARGS = ("include_top", "weights", "input_shape", "input_tensor", "pooling", "classes",
+               "classifier_activation", "include_preprocessing", "preprocessing_mode", "name")
 DEEP_GRAPH_RECURSION_LIMIT = 20_000
 BN_EPSILON = 1.001e-5  # keras.applications' value, so ported weights match exactly.
 
@@ -277,22 +286,29 @@ def load_weights(model, path, *, include_top=True):
     return model
 
 
-def build_model(body, *, arch_name, default_input_shape, min_size, preprocessing_mode,
-                include_top, weights, input_shape, input_tensor, pooling, classes,
-                classifier_activation, include_preprocessing, name):
-    """The shared frame of every builder.
+def common_args(arguments):
+    """The COMMON_ARGS entries of a builder's `locals()`, to pass to build_model."""
+    return {key: arguments[key] for key in COMMON_ARGS}
+
+
+def build_model(body, *, arch_name, stem, include_top, weights, input_shape, input_tensor,
+                pooling, classes, classifier_activation, include_preprocessing,
+                preprocessing_mode, name):
+    """The shared frame of every builder: checks, input, preprocessing, head, weights.
 
     Args:
         body: callable(tensor) -> tensor. The family's stem and stages.
         arch_name: str. The registry name of the network (its default
             model name, and what zoo weights are checked against).
-        default_input_shape: tuple. Input shape when neither `input_shape` nor
-            `input_tensor` is given.
-        min_size: int. The network's total stride: the smallest height/width.
-        preprocessing_mode: str. Key of PREPROCESSING used when
-            `include_preprocessing=True`.
-        The rest: the builder's own arguments, passed through.
+        stem: str. "cifar" or "imagenet": picks the defaults of
+            STEM_DEFAULTS for `input_shape`, `classes` and preprocessing.
+        The rest: the builder's own arguments (COMMON_ARGS), passed through.
     """
+    defaults = STEM_DEFAULTS[stem]
+    classes = defaults["classes"] if classes is None else classes
+    if preprocessing_mode is None:
+        preprocessing_mode = defaults["preprocessing"]
+    check_choice("preprocessing_mode", preprocessing_mode, tuple(PREPROCESSING))
     input_shape = check_common_args(
         include_top=include_top,
         weights=weights,
@@ -302,8 +318,8 @@ def build_model(body, *, arch_name, default_input_shape, min_size, preprocessing
         classes=classes,
         classifier_activation=classifier_activation,
         include_preprocessing=include_preprocessing,
-        default_input_shape=default_input_shape,
-        min_size=min_size,
+        default_input_shape=defaults["input_shape"],
+        min_size=defaults["min_size"],
     )
     weights_path = resolve_weights(
         weights, architecture=arch_name, classes=classes, include_top=include_top

@@ -290,6 +290,7 @@ def DenseNet(
     Returns:
         A `keras.Model`.
     """
+    common = _builder.common_args(locals())
     requested_depth = depth
     blocks = resolve_blocks(depth, blocks, bottleneck, stem)
     if isinstance(growth_rate, bool) or not isinstance(growth_rate, int) or growth_rate < 1:
@@ -297,8 +298,6 @@ def DenseNet(
     if not 0.0 < compression <= 1.0:
         raise ValueError(f"`compression` must be in (0, 1]; received compression={compression}.")
     check_rate("dropout_rate", dropout_rate)
-    if preprocessing_mode is not None:
-        _builder.check_choice("preprocessing_mode", preprocessing_mode, tuple(_builder.PREPROCESSING))
     cifar = stem == "cifar"
     if init_features is None:
         init_features = 2 * growth_rate if (bottleneck or not cifar) else 16
@@ -332,22 +331,7 @@ def DenseNet(
         x = layers.BatchNormalization(epsilon=_builder.BN_EPSILON, name="bn")(x)
         return layers.Activation("relu", name="relu")(x)
 
-    return _builder.build_model(
-        body,
-        arch_name=arch_name,
-        default_input_shape=(32, 32, 3) if cifar else (224, 224, 3),
-        min_size=4 if cifar else 32,
-        preprocessing_mode=preprocessing_mode or ("cifar" if cifar else "torch"),
-        include_top=include_top,
-        weights=weights,
-        input_shape=input_shape,
-        input_tensor=input_tensor,
-        pooling=pooling,
-        classes=classes if classes is not None else (10 if cifar else 1000),
-        classifier_activation=classifier_activation,
-        include_preprocessing=include_preprocessing,
-        name=name,
-    )
+    return _builder.build_model(body, arch_name=arch_name, stem=stem, **common)
 
 
 # --- The paper's networks, by name -----------------------------------------

@@ -440,18 +440,14 @@ def stage_plan(stem_style, block, units, stride_in_last_unit):
     return widths, strides
 
 
-def build_residual_network(*, arch_name, depth, blocks, block, stem_style, cfg_kwargs,
-                           stride_in_last_unit, drop_path_rate, common):
+def build_residual_network(*, arch_name, units, stem_style, cfg, stride_in_last_unit,
+                           drop_path_rate, common):
     """Shared builder of ResNet and ResNetV2: validate, then assemble the network."""
-    block, units = resolve_depth(depth, blocks, block, stem_style)
-    cfg = UnitConfig(block=block, **cfg_kwargs)
     check_rate("drop_path_rate", drop_path_rate)
-    widths, strides = stage_plan(stem_style, block, units, stride_in_last_unit)
-    preprocessing_mode = common.pop("preprocessing_mode")
+    widths, strides = stage_plan(stem_style, cfg.block, units, stride_in_last_unit)
 
     def body(x):
-        x = stem(x, style=stem_style, width=widths[0] if stem_style == "imagenet" else 16,
-                 cfg=cfg)
+        x = stem(x, style=stem_style, width=widths[0], cfg=cfg)
         x = residual_stages(
             x,
             cfg=cfg,
@@ -467,15 +463,7 @@ def build_residual_network(*, arch_name, depth, blocks, block, stem_style, cfg_k
             x = norm_act(x, ("bn", "relu"), "post")
         return x
 
-    cifar = stem_style == "cifar"
-    return _builder.build_model(
-        body,
-        arch_name=arch_name,
-        default_input_shape=(32, 32, 3) if cifar else (224, 224, 3),
-        min_size=4 if cifar else 32,
-        preprocessing_mode=preprocessing_mode or ("cifar" if cifar else "torch"),
-        **common,
-    )
+    return _builder.build_model(body, arch_name=arch_name, stem=stem_style, **common)
 
 
 def ResNet(
@@ -553,22 +541,18 @@ def ResNet(
     Returns:
         A `keras.Model`.
     """
-    _builder.check_choice("stem", stem, ("cifar", "imagenet"))
+    common = _builder.common_args(locals())
+    block, units = resolve_depth(depth, blocks, block, stem)
     if shortcut_type is None:
         shortcut_type = "A" if stem == "cifar" else "B"
     _builder.check_choice("shortcut_type", shortcut_type, ("A", "B", "C"))
-    if preprocessing_mode is not None:
-        _builder.check_choice("preprocessing_mode", preprocessing_mode, tuple(_builder.PREPROCESSING))
-    block_kind, units = resolve_depth(depth, blocks, block, stem)
-    depth = CONVS_PER_UNIT[block_kind] * sum(units) + 2
-    arch_name = f"resnet_{depth}" if stem == "cifar" else f"resnet{depth}"
+    depth = CONVS_PER_UNIT[block] * sum(units) + 2
     return build_residual_network(
-        arch_name=arch_name,
-        depth=depth,
-        blocks=units,
-        block=block_kind,
+        arch_name=f"resnet_{depth}" if stem == "cifar" else f"resnet{depth}",
+        units=units,
         stem_style=stem,
-        cfg_kwargs=dict(
+        cfg=UnitConfig(
+            block=block,
             unit="original",
             shortcut="conv1x1" if shortcut_type == "C" else "identity",
             downsample="zero_pad" if shortcut_type == "A" else "projection",
@@ -579,18 +563,7 @@ def ResNet(
         ),
         stride_in_last_unit=False,
         drop_path_rate=drop_path_rate,
-        common=dict(
-            include_top=include_top,
-            weights=weights,
-            input_shape=input_shape,
-            input_tensor=input_tensor,
-            pooling=pooling,
-            classes=classes if classes is not None else (10 if stem == "cifar" else 1000),
-            classifier_activation=classifier_activation,
-            include_preprocessing=include_preprocessing,
-            preprocessing_mode=preprocessing_mode,
-            name=name,
-        ),
+        common=common,
     )
 
 

@@ -21,14 +21,11 @@ The unit itself lives in `keras_preact.resnet.residual_unit`, shared with v1.
 from keras_preact import _builder
 from keras_preact.registry import ModelSpec, get_model, register
 from keras_preact.resnet import (
-    CONV_BIASES,
     CIFAR_TABLE6,
     CONVS_PER_UNIT,
     IMAGENET_DEPTHS,
-    SHORTCUTS,
-    UNIT_LAYOUTS,
+    UnitConfig,
     build_residual_network,
-    check_rate,
     resolve_depth,
 )
 
@@ -128,24 +125,17 @@ def ResNetV2(
     Returns:
         A `keras.Model`.
     """
-    _builder.check_choice("stem", stem, ("cifar", "imagenet"))
-    _builder.check_choice("unit", unit, tuple(UNIT_LAYOUTS))
-    _builder.check_choice("shortcut", shortcut, SHORTCUTS)
-    _builder.check_choice("conv_bias", conv_bias, CONV_BIASES)
-    if preprocessing_mode is not None:
-        _builder.check_choice("preprocessing_mode", preprocessing_mode, tuple(_builder.PREPROCESSING))
-    check_rate("dropout_rate", dropout_rate)
-    block_kind, units = resolve_depth(depth, blocks, block, stem)
-    depth = CONVS_PER_UNIT[block_kind] * sum(units) + 2
+    common = _builder.common_args(locals())
+    block, units = resolve_depth(depth, blocks, block, stem)
+    depth = CONVS_PER_UNIT[block] * sum(units) + 2
     keras_layout = stem == "imagenet" and stride_in_last_unit and conv_bias == "unless_bn"
     return build_residual_network(
         # keras.applications' layout keeps keras.applications' name.
         arch_name=f"resnet{depth}v2" if keras_layout else f"resnetv2_{depth}",
-        depth=depth,
-        blocks=units,
-        block=block_kind,
+        units=units,
         stem_style=stem,
-        cfg_kwargs=dict(
+        cfg=UnitConfig(
+            block=block,
             unit=unit,
             shortcut=shortcut,
             downsample="projection",
@@ -160,18 +150,7 @@ def ResNetV2(
         ),
         stride_in_last_unit=stride_in_last_unit,
         drop_path_rate=drop_path_rate,
-        common=dict(
-            include_top=include_top,
-            weights=weights,
-            input_shape=input_shape,
-            input_tensor=input_tensor,
-            pooling=pooling,
-            classes=classes if classes is not None else (10 if stem == "cifar" else 1000),
-            classifier_activation=classifier_activation,
-            include_preprocessing=include_preprocessing,
-            preprocessing_mode=preprocessing_mode,
-            name=name,
-        ),
+        common=common,
     )
 
 
