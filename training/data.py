@@ -273,14 +273,18 @@ def _tfds_split(name: str, split: str, data_dir, download):
     if use is None or use not in splits:
         raise DatasetError(f"tfds dataset {name!r} has no {split!r} split (it has: {', '.join(splits.keys())})")
     ds = builder.as_dataset(split=use, shuffle_files=(split == "train"))
-    ds = ds.map(lambda ex: (tf.ensure_shape(tf.cast(ex["image"], tf.uint8), [None, None, 3])
-                            if ex["image"].shape.rank == 3 else ex["image"],
-                            tf.cast(ex["label"], tf.int64)), num_parallel_calls=AUTOTUNE)
+    def to_pair(ex):
+        img = tf.cast(ex["image"], tf.uint8)
+        if img.shape.rank == 3 and img.shape[-1] == 1:  # grayscale datasets (mnist, ...)
+            img = tf.image.grayscale_to_rgb(img)
+        return tf.ensure_shape(img, [None, None, 3]), tf.cast(ex["label"], tf.int64)
+
+    ds = ds.map(to_pair, num_parallel_calls=AUTOTUNE)
     label = builder.info.features["label"]
     shape = builder.info.features["image"].shape
     info = DatasetInfo(name=name, num_classes=label.num_classes, class_names=list(label.names),
                        num_examples=splits[use].num_examples, split=split, source="tfds",
-                       image_shape=tuple(shape) if shape and None not in shape else None)
+                       image_shape=tuple(shape[:2]) + (3,) if shape and None not in shape else None)
     return ds, info
 
 
