@@ -197,3 +197,29 @@ def test_prepared_tfds_dataset_loads_offline(tmp_path):
     assert len(items) == 6 and items[0][0].dtype == np.uint8 and items[0][0].shape == (8, 8, 3)
     x, y, minfo = data.materialize("tiny_training_test_images", "test", data_dir=str(tmp_path))
     assert x.shape == (2, 8, 8, 3) and sorted(y.tolist()) == [0, 1]
+
+
+def test_folder_dataset_can_be_a_tar_gz_archive(tmp_path, monkeypatch):
+    """folder:ARCHIVE.tar.gz (e.g. ../shared/datasets/cifar10-jpeg.tar.gz) is unpacked once."""
+    import tarfile
+
+    import numpy as np
+    from PIL import Image
+
+    from training import data
+
+    tree = tmp_path / "tree"
+    for split in ("train", "test"):
+        for cls in ("cat", "dog"):
+            (tree / split / cls).mkdir(parents=True)
+            Image.fromarray(np.full((8, 8, 3), 100, np.uint8)).save(tree / split / cls / "0.jpg")
+    archive = tmp_path / "tiny.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for split in ("train", "test"):
+            tar.add(tree / split, arcname=split)
+    monkeypatch.setenv("KERAS_PREACT_CACHE", str(tmp_path / "cache"))
+    ds, info = data.load_split(f"folder:{archive}", "test")
+    assert info.class_names == ["cat", "dog"]
+    assert len(list(ds)) == 2
+    first = data.parse_dataset(f"folder:{archive}")[1]
+    assert data.parse_dataset(f"folder:{archive}")[1] == first  # unpacked once, reused

@@ -291,15 +291,71 @@ def _tfds_split(name: str, split: str, data_dir, download):
 # ----------------------------------------------------------------------------- public API
 
 
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+
+
+def dataset_cache_dir() -> str:
+    """Where archives given as folder:ARCHIVE are unpacked: $KERAS_PREACT_CACHE or ~/.cache."""
+    return os.path.expanduser(os.environ.get("KERAS_PREACT_CACHE", "~/.cache/keras_preact"))
+
+
+def unpack_archive(path: str) -> str:
+    """Unpack a .tar/.tar.gz image tree once into the cache; return its root.
+
+    The cache folder is named by the archive's sha256, so a changed archive is
+    unpacked again; unpacking goes to a temporary folder renamed into place, so
+    an interrupted unpack is never mistaken for a finished one. If the archive
+    holds one top-level folder around train/ and test/, that folder is the root.
+    """
+    import hashlib
+    import shutil
+    import tarfile
+    import tempfile
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    name = os.path.basename(path)
+    for suffix in ARCHIVE_SUFFIXES:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    target = os.path.join(dataset_cache_dir(), "datasets", f"{name}-{digest.hexdigest()[:16]}")
+    if not os.path.isdir(target):
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        staging = tempfile.mkdtemp(dir=os.path.dirname(target), prefix=".unpacking-")
+        try:
+            with tarfile.open(path) as archive:
+                archive.extractall(staging, filter="data")  # refuses absolute paths and ..
+            os.replace(staging, target)
+        except Exception as error:
+            shutil.rmtree(staging, ignore_errors=True)
+            if os.path.isdir(target):  # another process finished first
+                return _archive_root(target)
+            raise DatasetError(f"Could not unpack {path!r}: {error}") from error
+    return _archive_root(target)
+
+
+def _archive_root(folder: str) -> str:
+    entries = [e for e in os.listdir(folder) if not e.startswith(".")]
+    if len(entries) == 1 and os.path.isdir(os.path.join(folder, entries[0])) \
+            and not set(SPLITS) & set(entries):
+        return os.path.join(folder, entries[0])
+    return folder
+
+
 def parse_dataset(dataset: str) -> Tuple[str, str]:
-    """('folder', path) or ('tfds', name)."""
+    """('folder', path) or ('tfds', name). folder:ARCHIVE.tar.gz is unpacked to the cache."""
     if not dataset:
         raise DatasetError("--dataset is required: folder:PATH or a tfds name such as cifar10")
     if dataset.startswith(FOLDER_PREFIX):
         path = dataset[len(FOLDER_PREFIX):]
         if not path:
             raise DatasetError("--dataset=folder: needs a path, e.g. folder:/data/cifar10-jpeg")
-        return "folder", os.path.abspath(os.path.expanduser(path))
+        path = os.path.abspath(os.path.expanduser(path))
+        if os.path.isfile(path) and path.endswith(ARCHIVE_SUFFIXES):
+            return "folder", unpack_archive(path)
+        return "folder", path
     return "tfds", dataset
 
 
