@@ -10,7 +10,13 @@ He et al., "Identity Mappings in Deep Residual Networks" (ECCV 2016);
 Huang et al., "Densely Connected Convolutional Networks" (CVPR 2017).
 """
 
-from keras_preact import layers
+import os
+
+# TensorFlow prints INFO notices (CPU feature flags) at import; keep them out
+# of users' output. Warnings and errors still show; an explicit setting wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+from keras_preact import layers  # noqa: E402
 from keras_preact.analysis import count_flops, count_params, paper_depth
 from keras_preact.densenet import (
     DenseNet,

@@ -18,11 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-# A command-line tool prints its answer, not TensorFlow's start-up notices
-# (set before TensorFlow is first imported; an explicit setting wins).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from keras_preact import zoo  # noqa: E402
+from keras_preact import zoo
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
