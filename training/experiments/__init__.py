@@ -1,0 +1,1 @@
+"""Experiment grids that reproduce the papers' ablation tables (see identity_mappings.py)."""
