@@ -1,0 +1,168 @@
+"""What every timing bench shares: the machine record, fresh-process workers,
+percentiles, markdown tables and the JSON result file.
+
+A result JSON always has ``command``, ``date`` (UTC, ISO 8601), ``machine``
+(CPU model, cores, AVX2/AVX-512/AMX flags, memory, library versions),
+``loadavg_start``/``loadavg_end`` (1, 5, 15-minute load averages around the
+measurement: a loaded machine makes absolute numbers pessimistic, which is why
+every bench reports ratios measured side by side), ``quick`` and ``markdown``
+(the table the command printed, so BENCHMARKS.md can be regenerated from the
+JSON by ``python -m bench.report``).
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def cpu_summary():
+    """CPU model, core count and the SIMD/matrix flags that decide CPU training speed."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name":
+                    model = value.strip()
+                elif key == "flags":
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "avx2": "avx2" in flags,
+        "fma": "fma" in flags,
+        "avx512": sorted(f for f in flags if f.startswith("avx512")),
+        "amx": sorted(f for f in flags if f.startswith("amx")),
+        "avx512_bf16": "avx512_bf16" in flags,
+    }
+
+
+def machine():
+    """The machine and software a result was measured on."""
+    info = dict(cpu_summary())
+    try:
+        import psutil
+
+        info["memory_gib"] = round(psutil.virtual_memory().total / 2**30, 1)
+    except ImportError:
+        pass
+    info["platform"] = platform.platform()
+    info["python"] = platform.python_version()
+    versions = {}
+    for name, distributions in (("tensorflow", ("tensorflow", "tensorflow-cpu")), ("keras", ("keras",)),
+                                ("jax", ("jax",)), ("numpy", ("numpy",))):
+        for dist in distributions:
+            found = _version(dist)
+            if found:
+                versions[name] = found
+                break
+    info["versions"] = versions
+    return info
+
+
+def _version(distribution):
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
+
+
+def machine_line(m):
+    """One line for a table caption: 'AMD EPYC, 2 cores, AVX2, no AVX-512/AMX, load 1.2'."""
+    simd = "AVX2" if m.get("avx2") else "no AVX2"
+    simd += ", AVX-512" if m.get("avx512") else ", no AVX-512"
+    simd += ", AMX" if m.get("amx") else ", no AMX"
+    return f"{m.get('cpu')}, {m.get('cores')} cores, {simd}"
+
+
+def loadavg():
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def command_line(module):
+    return " ".join(["python -m " + module, *sys.argv[1:]])
+
+
+def percentile(values, q):
+    """Linear-interpolated q-th percentile (0..100) of a non-empty sequence."""
+    xs = sorted(values)
+    if not xs:
+        raise ValueError("percentile of an empty sequence")
+    pos = (len(xs) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def median(values):
+    return percentile(values, 50)
+
+
+def markdown_table(headers, rows):
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for row in rows:
+        lines.append("| " + " | ".join(str(c) for c in row) + " |")
+    return "\n".join(lines)
+
+
+def fmt(x, digits=1):
+    if x is None:
+        return "–"
+    if isinstance(x, str):
+        return x
+    return f"{x:,.{digits}f}"
+
+
+def ratio(x, digits=2):
+    return "–" if x is None else f"{x:.{digits}f}x"
+
+
+def run_worker(module, payload, env=None, timeout=None):
+    """Run ``python -m module --worker JSON`` in a fresh process; its last stdout
+    line is a JSON object. A failure comes back as ``{"error": last stderr line}``."""
+    command = [sys.executable, "-m", module, "--worker", json.dumps(payload)]
+    full_env = dict(os.environ, **(env or {}))
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=full_env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout} s"}
+    lines = [ln for ln in result.stdout.splitlines() if ln.startswith("{")]
+    if result.returncode != 0 or not lines:
+        tail = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
+        return {"error": tail[-1][:500] if tail else f"exit status {result.returncode}"}
+    return json.loads(lines[-1])
+
+
+def write_result(path, result):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def result_header(module, quick):
+    """The common keys, filled at the start of a bench; `finish` adds the rest."""
+    return {"command": command_line(module), "date": now(), "machine": machine(),
+            "loadavg_start": loadavg(), "quick": bool(quick)}
+
+
+def finish(result, markdown, path):
+    result["loadavg_end"] = loadavg()
+    result["markdown"] = markdown
+    print(markdown)
+    write_result(path, result)
+    return result

@@ -1,0 +1,237 @@
+"""Fill BENCHMARKS.md's result sections from the JSON files the benches wrote.
+
+    python -m bench.report            # rewrite every <!-- result: NAME --> ... <!-- /result --> block
+    python -m bench.report --check    # exit status 1 if BENCHMARKS.md is not what the JSON files give
+
+Each block shows the exact command, the date, the machine and the load average of its
+JSON, then the table the command printed. A missing JSON, or one written by a
+``--quick`` smoke run, gives "not measured yet: run `<command>`" instead, so a smoke
+run never ends up in BENCHMARKS.md as a measurement.
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+
+from bench import common
+
+DOC = "BENCHMARKS.md"
+# name -> (result JSON, the command that writes it)
+SECTIONS = {
+    "train_speed": ("bench/results/train_speed.json", "python -m bench.train_speed"),
+    "train_speed_sweep": ("bench/results/train_speed_sweep.json",
+                          "python -m bench.train_speed --sweep --out bench/results/train_speed_sweep.json"),
+    "input_pipeline": ("bench/results/input_pipeline.json", "python -m bench.input_pipeline"),
+    "serving_latency": ("bench/results/serving_latency.json", "python -m bench.serving_latency"),
+    "scaling": ("bench/results/scaling.json", "python -m bench.scaling"),
+    "densenet_memory": ("bench/results/densenet_memory.json", "python -m bench.densenet_memory"),
+}
+BLOCK = re.compile(r"(<!-- result: (?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /result -->)", re.S)
+
+
+def densenet_memory_markdown(res):
+    """bench/densenet_memory.py's JSON has no printed table in it; rebuild the table."""
+    runs = [r for r in res.get("runs", []) if "error" not in r and r.get("batch") == res["runs"][0].get("batch")
+            and r.get("model") == res["runs"][0].get("model")]
+
+    def med(efficient, key):
+        values = [r[key] for r in runs if r["memory_efficient"] == efficient]
+        return common.median(values) if values else None
+
+    rows = []
+    for efficient, label in ((False, "plain"), (True, "memory_efficient=True")):
+        mem, sec = med(efficient, "step_memory_bytes"), med(efficient, "step_seconds")
+        rows.append([label, "–" if mem is None else f"{mem / 2**30:.2f}", common.fmt(sec, 3)])
+    rows.append(["ratio", common.ratio(res.get("memory_ratio")), common.ratio(res.get("time_ratio"))])
+    first = res["runs"][0]
+    text = (f"{first.get('model')}, batch {first.get('batch')}, median of the runs; target: memory <= 0.35x "
+            f"at step time <= 1.2x.\n\n"
+            + common.markdown_table(["implementation", "step memory (GiB)", "step time (s)"], rows))
+    if res.get("bc190_largest_batch"):
+        fits = res["bc190_largest_batch"]
+        text += (f"\n\nDenseNet-BC-190 (k=40), largest batch with peak RSS <= {res['bc190_budget_gib']} GiB: "
+                 f"plain {fits.get('plain')}, memory_efficient {fits.get('memory_efficient')}.")
+    return text
+
+
+def _load(name, root):
+    """The JSON of a section, or None when missing or from a --quick run."""
+    full = os.path.join(root, SECTIONS[name][0])
+    if not os.path.exists(full):
+        return None
+    with open(full) as f:
+        res = json.load(f)
+    return None if res.get("quick") else res
+
+
+def _todo(name):
+    return f"not measured yet: run `{SECTIONS[name][1]}`"
+
+
+def _range(rng):
+    return f" (per-round {rng[0]:.2f}–{rng[1]:.2f})" if rng else ""
+
+
+def _speed_status(res, pairs):
+    if res is None:
+        return _todo("train_speed")
+    parts = []
+    for s in res.get("summary", []):
+        if s["pair"] not in pairs:
+            continue
+        value = s.get("ours_over_theirs")
+        if value is None:
+            parts.append(f"{s['title']}: failed")
+            continue
+        rng = s.get("ours_over_theirs_range")
+        verdict = "met" if value >= 1.0 else f"MISSED by {1 - value:.0%}"
+        parts.append(f"{s['title']}: {verdict}, {value:.2f}x{_range(rng)}; same step and settings "
+                     f"{common.ratio(s.get('ours_over_control'))}")
+    return "; ".join(parts) or _todo("train_speed")
+
+
+def _sweep_status(res, pipeline):
+    if res is None:
+        return _todo("train_speed_sweep")
+    parts = []
+    for p in res.get("pairs", []):
+        rec = p.get("recommended")
+        if rec:
+            parts.append(f"{p['title']}: {'none' if rec['policy'] == 'float32' else rec['policy']}"
+                         f"{' + XLA' if rec['jit_compile'] else ', no XLA'} "
+                         f"({common.ratio(rec['speedup_over_float32'])} over float32 without XLA)")
+    text = "recommended: " + "; ".join(parts) if parts else _todo("train_speed_sweep")
+    if pipeline is not None:
+        prefetch = next((f for f in pipeline["training_step"] if "no prefetch" in f["feed"]), None)
+        if prefetch:
+            text += f"; without prefetch the fed step runs at {prefetch['over_synthetic']:.2f}x"
+    return text
+
+
+def _pipeline_status(res):
+    if res is None:
+        return _todo("input_pipeline")
+    fed = res["training_step"]
+    default = fed[1]
+    alone = next(a for a in res["pipeline_alone"] if a["variant"].startswith("in memory"))
+    verdict = "met" if not res.get("bottleneck") else "MISSED"
+    return (f"{verdict}: step fed by the default pipeline at {default['over_synthetic']:.2f}x of the synthetic "
+            f"step{_range(default.get('over_synthetic_round_range'))}; pipeline alone "
+            f"{alone['images_per_second']:,.0f} images/s vs step {fed[0]['images_per_second']:,.1f} images/s "
+            f"({alone['over_training_step']:.0f}x headroom)")
+
+
+def _serving_status(res):
+    if res is None:
+        return _todo("serving_latency")
+    parts = []
+    for m in res.get("models", []):
+        for b in m.get("batches", []):
+            st = b["stats"]
+            parts.append(f"{m['model']} batch {b['batch']}: theirs ÷ ours p50 "
+                         f"{st['theirs_savedmodel']['theirs_p50_over_ours_p50']:.2f}x (uint8), "
+                         f"{st['theirs_pil_savedmodel']['theirs_p50_over_ours_p50']:.2f}x (JPEG), "
+                         f"{st['theirs_predict']['theirs_p50_over_ours_p50']:.2f}x (predict)")
+    return "; ".join(parts) or _todo("serving_latency")
+
+
+def _scaling_status(res):
+    if res is None:
+        return _todo("scaling")
+    parts = []
+    for r in res.get("rows", []):
+        if r.get("efficiency") and r.get("devices", 1) > 1:
+            parts.append(f"{r['devices']} logical CPUs: speed-up {r['speedup']:.2f}x, efficiency {r['efficiency']:.2f}")
+        if r.get("backend") == "jax":
+            parts.append(f"JAX: {r['skipped']}" if r.get("skipped") else
+                         f"JAX {r.get('device', '')}: {r.get('images_per_second', 0):,.0f} images/s")
+    return "; ".join(parts) or _todo("scaling")
+
+
+def _memory_status(res):
+    if res is None:
+        return _todo("densenet_memory")
+    mem, sec = res.get("memory_ratio"), res.get("time_ratio")
+    if mem is None or sec is None:
+        return "failed; see section 5"
+    ok = mem <= 0.35 and sec <= 1.2
+    return f"{'met' if ok else 'MISSED'}: memory {mem:.2f}x, step time {sec:.2f}x"
+
+
+def targets_markdown(root="."):
+    res = {name: _load(name, root) for name in SECTIONS}
+    rows = [
+        ["training images/s, ours ÷ keras.applications ResNet50V2 and DenseNet121 at 224, >= 1.0x",
+         _speed_status(res["train_speed"], ("resnet50v2", "densenet121"))],
+        ["training images/s, ours ÷ the popular public Keras CIFAR ResNetV2 / DenseNet, >= 1.0x",
+         _speed_status(res["train_speed"], ("cifar_resnetv2", "cifar_densenet"))],
+        ["defaults chosen per model from measured mixed_bfloat16, XLA, caching/prefetch, channels_last",
+         _sweep_status(res["train_speed_sweep"], res["input_pipeline"])],
+        ["the input pipeline never the bottleneck (pipeline images/s and step images/s both reported)",
+         _pipeline_status(res["input_pipeline"])],
+        ["serving p50/p99 at batch 1 and 32, uint8 and bytes signatures vs keras.applications + "
+         "`preprocess_input`", _serving_status(res["serving_latency"])],
+        ["MirroredStrategy over 1 and 2 logical CPU devices, efficiency stated; 1 GPU under JAX",
+         _scaling_status(res["scaling"])],
+        ["memory-efficient DenseNet-BC-100 (k=12), batch 128: step memory <= 0.35x of plain at <= 1.2x "
+         "step time", _memory_status(res["densenet_memory"])],
+    ]
+    return common.markdown_table(["target (issue 7)", "status"], rows) + "\n"
+
+
+def render(name, root="."):
+    if name == "targets":
+        return targets_markdown(root)
+    path, command = SECTIONS[name]
+    full = os.path.join(root, path)
+    if not os.path.exists(full):
+        return f"not measured yet: run `{command}`\n"
+    with open(full) as f:
+        res = json.load(f)
+    if res.get("quick"):
+        return f"not measured yet (the JSON is from a --quick smoke run): run `{command}`\n"
+    table = res.get("markdown") or (densenet_memory_markdown(res) if name == "densenet_memory" else None)
+    if not table:
+        return f"not measured yet ({path} has no table): run `{command}`\n"
+    machine = res.get("machine")
+    where = common.machine_line(machine) if isinstance(machine, dict) else (machine or "unknown machine")
+    load = res.get("loadavg_start")
+    load_text = f", 1/5/15-min load average at start {load[0]}/{load[1]}/{load[2]}" if load else ""
+    head = f"Command: `{res.get('command', command)}`; measured {res.get('date', '?')} on {where}{load_text}."
+    return f"{head}\n\n{table.strip()}\n"
+
+
+def update(text, root="."):
+    def replace(match):
+        name = match.group("name")
+        if name not in SECTIONS and name != "targets":
+            return match.group(0)
+        return match.group(1) + render(name, root) + match.group(4)
+
+    return BLOCK.sub(replace, text)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only check; exit 1 if out of date")
+    parser.add_argument("--doc", default=DOC)
+    parser.add_argument("--root", default=".", help="where bench/results/ is")
+    args = parser.parse_args(argv)
+    with open(args.doc) as f:
+        text = f.read()
+    new = update(text, args.root)
+    if args.check:
+        if new != text:
+            print(f"{args.doc} is out of date with bench/results/; run python -m bench.report", file=sys.stderr)
+            sys.exit(1)
+        return
+    if new != text:
+        with open(args.doc, "w") as f:
+            f.write(new)
+        print(f"updated {args.doc}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
