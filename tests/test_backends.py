@@ -1,6 +1,12 @@
 """Model code is backend-agnostic: every CIFAR model runs a forward pass at
 batch 2 under JAX as well as TensorFlow (in a subprocess: the backend is
-fixed at import)."""
+fixed at import).
+
+Under JAX on this 2-core CPU, building and running a Keras model compiles
+op by op: minutes per DenseNet. CI runs one model of each residual family
+under JAX (plus the TF-vs-JAX equality check); the full list of CIFAR models
+on both backends is the slow suite (`pytest -m slow tests/test_backends.py`).
+"""
 
 import os
 import subprocess
@@ -28,20 +34,23 @@ for name in sys.argv[2:]:
 def _run(backend, names):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
     result = subprocess.run([sys.executable, "-c", SCRIPT, backend, *names], env=env,
-                            capture_output=True, text=True, timeout=1500)
+                            capture_output=True, text=True, timeout=6 * 3600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("ok ") == len(names)
 
 
+IN_CI = ("resnet_20", "resnetv2_20")
+
+
 @pytest.mark.parametrize("backend", ["jax", "tensorflow"])
-def test_cifar_models_forward_on_backend(backend):
-    _run(backend, [n for n in CIFAR if n not in DEEPEST])
+def test_small_cifar_models_forward_on_backend(backend):
+    _run(backend, list(IN_CI))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "tensorflow"])
-def test_deepest_cifar_models_forward_on_backend(backend):
-    _run(backend, list(DEEPEST))
+def test_every_cifar_model_forward_on_backend(backend):
+    _run(backend, [n for n in CIFAR if n not in IN_CI])
 
 
 def test_jax_and_tensorflow_compute_the_same_function(tmp_path):
