@@ -1,0 +1,139 @@
+"""Memory and step time of DenseNet training, plain vs memory_efficient=True.
+
+    python -m bench.densenet_memory                       # DenseNet-BC-100 (k=12), batch 128
+    python -m bench.densenet_memory --budget_gib 6        # + largest BC-190 (k=40) batch in 6 GiB
+    python -m bench.densenet_memory --quick               # smoke run: DenseNet-BC-22, batch 8, 1 run each
+
+Each configuration runs in a fresh process: build the model, read RSS, run
+training steps, read peak RSS. "Step memory" is peak RSS after the steps
+minus RSS before the first step (issue 7's measure); step time is the median
+of the steps after the first (which traces the graph). Plain and efficient
+alternate in one run so their ratio is robust to machine noise.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+from bench import common
+
+
+def worker(model_name, efficient, batch, steps):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import numpy as np
+    import psutil
+
+    import keras
+    import keras_preact
+
+    if model_name.startswith("densenet_bc_"):
+        model = keras_preact.get_model(model_name, memory_efficient=efficient)
+    else:  # "bc22": the --quick smoke model, DenseNet-BC (k=12) of depth 22
+        model = keras_preact.DenseNet(22, growth_rate=12, bottleneck=True, compression=0.5,
+                                      memory_efficient=efficient)
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+                  loss="sparse_categorical_crossentropy")
+    rng = np.random.RandomState(0)
+    x = rng.uniform(0, 255, (batch, 32, 32, 3)).astype("float32")
+    y = rng.randint(0, 10, (batch,))
+    rss_before = psutil.Process().memory_info().rss
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        model.train_on_batch(x, y)
+        times.append(time.perf_counter() - start)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {
+        "model": model_name, "memory_efficient": efficient, "batch": batch,
+        "rss_before_bytes": rss_before, "peak_rss_bytes": peak,
+        "step_memory_bytes": peak - rss_before,
+        "step_seconds": statistics.median(times[1:]), "first_step_seconds": times[0],
+    }
+
+
+def run(model_name, efficient, batch, steps):
+    command = [sys.executable, "-m", "bench.densenet_memory", "--worker", model_name,
+               str(int(efficient)), str(batch), str(steps)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        return {"model": model_name, "memory_efficient": efficient, "batch": batch,
+                "error": result.stderr.strip().splitlines()[-1] if result.stderr else "failed"}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def gib(n):
+    return n / 2**30
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--worker", nargs=4)
+    parser.add_argument("--model", default="densenet_bc_100_12")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--budget_gib", type=float, default=0.0,
+                        help="also find the largest DenseNet-BC-190 batch whose step fits")
+    parser.add_argument("--budget_batches", default="8,16,32,64")
+    parser.add_argument("--out", default="bench/results/densenet_memory.json")
+    parser.add_argument("--quick", action="store_true", help="smoke run: DenseNet-BC-22, batch 8, 3 steps, 1 run")
+    args = parser.parse_args()
+    if args.worker:
+        name, efficient, batch, steps = args.worker
+        print(json.dumps(worker(name, bool(int(efficient)), int(batch), int(steps))))
+        return
+
+    if args.quick:
+        args.model, args.batch, args.steps, args.repeats, args.budget_gib = "bc22", 8, 3, 1, 0.0
+    started = common.result_header("bench.densenet_memory", args.quick)
+    rows = []
+    for _ in range(args.repeats):
+        for efficient in (False, True):
+            rows.append(run(args.model, efficient, args.batch, args.steps))
+            print(rows[-1], file=sys.stderr, flush=True)
+
+    def summary(efficient):
+        runs = [r for r in rows if r["memory_efficient"] == efficient and "error" not in r]
+        return (statistics.median(r["step_memory_bytes"] for r in runs),
+                statistics.median(r["step_seconds"] for r in runs))
+
+    plain_mem, plain_time = summary(False)
+    eff_mem, eff_time = summary(True)
+    table = "\n".join([
+        f"{args.model}, batch {args.batch}, 32x32 inputs, {args.repeats} runs each, {os.cpu_count()} CPUs",
+        "",
+        "| implementation | step memory (GiB) | step time (s) |",
+        "|---|---|---|",
+        f"| plain | {gib(plain_mem):.2f} | {plain_time:.3f} |",
+        f"| memory_efficient=True | {gib(eff_mem):.2f} | {eff_time:.3f} |",
+        f"| ratio | {eff_mem / plain_mem:.2f}x | {eff_time / plain_time:.2f}x |",
+    ])
+    result = dict(started, cpus=os.cpu_count(), runs=rows,
+                  memory_ratio=eff_mem / plain_mem, time_ratio=eff_time / plain_time)
+    if args.budget_gib:
+        budget = args.budget_gib * 2**30
+        fits = {}
+        for efficient in (False, True):
+            best = 0
+            for batch in map(int, args.budget_batches.split(",")):
+                r = run("densenet_bc_190_40", efficient, batch, 2)
+                result["runs"].append(r)
+                print(r, file=sys.stderr, flush=True)
+                if "error" in r or r["peak_rss_bytes"] > budget:
+                    break
+                best = batch
+            fits["memory_efficient" if efficient else "plain"] = best
+        result["bc190_budget_gib"] = args.budget_gib
+        result["bc190_largest_batch"] = fits
+        table += (f"\n\nDenseNet-BC-190 (k=40): largest batch with peak RSS <= {args.budget_gib} GiB: "
+                  f"plain {fits['plain']}, memory_efficient {fits['memory_efficient']}")
+    common.finish(result, table, args.out)
+
+
+if __name__ == "__main__":
+    main()
