@@ -3,6 +3,7 @@ generator on synthetic and real (smoke-size) run.json files."""
 
 import io
 import json
+import functools
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from reports import make_identity_mappings as R
 from training.experiments import grid as G
 from training.experiments import identity_mappings as IM
 from training.experiments import train as T
+from image_folders import make_image_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT = G.Setting()  # cpu_d20_e10
@@ -30,15 +32,7 @@ def fake_stats(model, kwargs):
     return (264_586, 105_819_852) if model.startswith("densenet") else (272_282, 40_813_184)
 
 
-def make_folder(root, classes=("cat", "dog", "fox"), n_train=8, n_test=3):
-    rng = np.random.default_rng(0)
-    for split, n in (("train", n_train), ("test", n_test)):
-        for c in classes:
-            d = os.path.join(root, split, c)
-            os.makedirs(d, exist_ok=True)
-            for i in range(n):
-                Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(os.path.join(d, f"{i}.png"))
-    return str(root)
+make_folder = functools.partial(make_image_folder, classes=("cat", "dog", "fox"), n_train=8, n_test=3)
 
 
 def write_run(results, setting, name, seed, *, error=None, epochs=10, planned=10, status="finished"):

@@ -1,6 +1,7 @@
 """training.train / training.evaluate command lines: errors, a full tiny run, NaN stop."""
 
 import json
+import functools
 import os
 import subprocess
 import sys
@@ -9,21 +10,13 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
+from image_folders import make_image_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--model=resnet_20", "--config=smoke", "--batch_size=8"]
 
 
-def make_folder(root, classes=("cat", "dog", "fox"), n_train=8, n_test=3, size=32, seed=0):
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("test", n_test)):
-        for c in classes:
-            d = os.path.join(root, split, c)
-            os.makedirs(d, exist_ok=True)
-            for i in range(n):
-                Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(
-                    os.path.join(d, f"{i}.png"))
-    return str(root)
+make_folder = functools.partial(make_image_folder, classes=("cat", "dog", "fox"), n_train=8, n_test=3)
 
 
 def run(module, *args, timeout=240):

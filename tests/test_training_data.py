@@ -1,6 +1,7 @@
 """Datasets: load_split contract, folder checks, damaged files, offline tfds, pipelines."""
 
 import io
+import functools
 import os
 import time
 
@@ -10,18 +11,10 @@ import tensorflow as tf
 from PIL import Image
 
 from training import data, pipeline
+from image_folders import make_image_folder
 
 
-def make_folder(root, classes=("cat", "dog"), n_train=6, n_test=2, size=32, fmt="png", seed=0):
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("test", n_test)):
-        for c in classes:
-            d = os.path.join(root, split, c)
-            os.makedirs(d, exist_ok=True)
-            for i in range(n):
-                Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(
-                    os.path.join(d, f"{i}.{fmt}"))
-    return str(root)
+make_folder = functools.partial(make_image_folder, classes=("cat", "dog"), n_train=6, n_test=2)
 
 
 def _fresh(root):

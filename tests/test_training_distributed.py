@@ -1,6 +1,7 @@
 """MirroredStrategy over 2 logical CPUs and MultiWorkerMirroredStrategy with 2 local workers."""
 
 import json
+import functools
 import os
 import re
 import socket
@@ -9,20 +10,12 @@ import sys
 
 import numpy as np
 from PIL import Image
+from image_folders import make_image_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def make_folder(root, classes=("a", "b"), n_train=16, n_test=5, size=32, seed=0):
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("test", n_test)):
-        for c in classes:
-            d = os.path.join(root, split, c)
-            os.makedirs(d, exist_ok=True)
-            for i in range(n):
-                Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(
-                    os.path.join(d, f"{i}.png"))
-    return str(root)
+make_folder = functools.partial(make_image_folder, classes=("a", "b"), n_train=16, n_test=5)
 
 
 def _env(**extra):

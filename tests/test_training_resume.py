@@ -1,6 +1,7 @@
 """Interruption and resume: SIGTERM and kill -9 mid-epoch, atomic files, checkpoint fallback."""
 
 import json
+import functools
 import os
 import signal
 import subprocess
@@ -12,20 +13,12 @@ import pytest
 from PIL import Image
 
 from training import state
+from image_folders import make_image_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def make_folder(root, classes=("a", "b"), n_train=80, n_test=4, size=32, seed=0):
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("test", n_test)):
-        for c in classes:
-            d = os.path.join(root, split, c)
-            os.makedirs(d, exist_ok=True)
-            for i in range(n):
-                Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(
-                    os.path.join(d, f"{i}.png"))
-    return str(root)
+make_folder = functools.partial(make_image_folder, classes=("a", "b"), n_train=80, n_test=4)
 
 
 def start(args, log_path):
