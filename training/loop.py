@@ -128,38 +128,41 @@ class Trainer:
             os.makedirs(self.model_dir, exist_ok=True)
             state.clean_stale_temps(self.model_dir)
 
-    # ------------------------------------------------------------------ data
-    def _prepare_data(self):
+    def _split_source(self, split: str, auto_max_bytes: int):
+        """(callable building the split's tf.data source, its DatasetInfo, bytes decoded in memory).
+
+        With cache "auto" or "memory" the split is decoded into memory once (up to
+        `auto_max_bytes` for "auto"; 0 bytes returned when it streams). A streamed split
+        is rebuilt on each call, so it can be created inside a distributed input function.
+        """
         run, cfg = self.run, self.cfg
-        t0 = time.time()
         cached = None
         if cfg.cache in ("auto", "memory"):
-            cached = data_lib.materialize(run.dataset, "train", data_dir=run.data_dir, download=run.download,
-                                          max_bytes=(2 << 30) if cfg.cache == "auto" else (64 << 30))
+            cached = data_lib.materialize(run.dataset, split, data_dir=run.data_dir, download=run.download,
+                                          max_bytes=auto_max_bytes if cfg.cache == "auto" else (64 << 30))
         if cached is not None:
             x, y, info = cached
-            self.train_source = lambda: tf.data.Dataset.from_tensor_slices((x, y))
+            return (lambda: tf.data.Dataset.from_tensor_slices((x, y))), info, x.nbytes
+
+        def source():
+            return data_lib.load_split(run.dataset, split, data_dir=run.data_dir, download=run.download)[0]
+        _, info = data_lib.load_split(run.dataset, split, data_dir=run.data_dir, download=run.download)
+        return source, info, 0
+
+    # ------------------------------------------------------------------ data
+    def _prepare_data(self):
+        cfg = self.cfg
+        t0 = time.time()
+        self.train_source, info, in_memory_bytes = self._split_source("train", 2 << 30)
+        if in_memory_bytes:
             self.cache_in_pipeline = False
-            logging.info("Decoded %d training images into memory (%.0f MiB) in %.1fs", len(y), x.nbytes / 2**20,
-                         time.time() - t0)
+            logging.info("Decoded %d training images into memory (%.0f MiB) in %.1fs", info.num_examples,
+                         in_memory_bytes / 2**20, time.time() - t0)
         else:
-            ds, info = data_lib.load_split(run.dataset, "train", data_dir=run.data_dir, download=run.download)
-            self.train_source = lambda: data_lib.load_split(run.dataset, "train", data_dir=run.data_dir,
-                                                            download=run.download)[0]
             self.cache_in_pipeline = cfg.cache == "memory"
         self.train_info = info
         t0 = time.time()
-        cached_test = None
-        if cfg.cache in ("auto", "memory"):
-            cached_test = data_lib.materialize(run.dataset, "test", data_dir=run.data_dir, download=run.download,
-                                               max_bytes=(1 << 30) if cfg.cache == "auto" else (64 << 30))
-        if cached_test is not None:
-            tx, ty, tinfo = cached_test
-            self.test_source = lambda: tf.data.Dataset.from_tensor_slices((tx, ty))
-        else:
-            _, tinfo = data_lib.load_split(run.dataset, "test", data_dir=run.data_dir, download=run.download)
-            self.test_source = lambda: data_lib.load_split(run.dataset, "test", data_dir=run.data_dir,
-                                                           download=run.download)[0]
+        self.test_source, tinfo, _ = self._split_source("test", 1 << 30)
         self.test_info = tinfo
         logging.info("Test split: %d images (%.1fs)", tinfo.num_examples, time.time() - t0)
         if info.num_classes != tinfo.num_classes or info.class_names != tinfo.class_names:
