@@ -48,9 +48,12 @@ def test_small_cifar_models_forward_on_backend(backend):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in CIFAR if n not in IN_CI])
 @pytest.mark.parametrize("backend", ["jax", "tensorflow"])
-def test_every_cifar_model_forward_on_backend(backend):
-    _run(backend, [n for n in CIFAR if n not in IN_CI])
+def test_every_cifar_model_forward_on_backend(backend, name):
+    # One subprocess per model: a failure names its model, and `--durations`
+    # shows what each costs on each backend.
+    _run(backend, [name])
 
 
 def test_jax_and_tensorflow_compute_the_same_function(tmp_path):

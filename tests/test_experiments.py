@@ -19,7 +19,7 @@ from keras_preact.resnet import SHORTCUTS, UNIT_LAYOUTS
 from reports import make_identity_mappings as R
 from training.experiments import grid as G
 from training.experiments import identity_mappings as IM
-from training.experiments import train as T
+from training import train as T
 from image_folders import make_image_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -291,9 +291,9 @@ def test_smoke_run_trains_one_experiment_and_skips_it_after(tmp_path):
     assert os.path.exists(tmp_path / "fig" / f"{setting.tag}_table1_shortcuts.png")
 
 
-def test_train_wrapper_rejects_bad_model_kwargs_in_one_line(tmp_path):
+def test_trainer_rejects_bad_model_kwargs_in_one_line(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    p = subprocess.run([sys.executable, "-m", "training.experiments.train", "--model=resnetv2_20",
+    p = subprocess.run([sys.executable, "-m", "training.train", "--model=resnetv2_20",
                         "--model_kwargs=[1]", f"--dataset=folder:{tmp_path}", f"--model_dir={tmp_path}/m"],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "Traceback" not in p.stderr

@@ -64,6 +64,9 @@ class RunSpec:
     seed: int = 0
     strategy_name: str = "default"
     command: str = ""
+    # Builder overrides from --model_kwargs (e.g. the v2 paper's unit/shortcut ablations).
+    # They are part of the checkpoint's identity: a resume with other overrides is refused.
+    model_overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _kernel_variables(model, scope: str):
@@ -93,7 +96,8 @@ def weights_digest(values: List[np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _model_kwargs(spec, cfg: TrainConfig, num_classes: int, size: int) -> Dict[str, Any]:
+def _model_kwargs(spec, cfg: TrainConfig, num_classes: int, size: int,
+                  overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     kw: Dict[str, Any] = {"classes": int(num_classes)}
     if tuple(spec.input_shape[:2]) != (size, size):
         kw["input_shape"] = (size, size, 3)
@@ -103,6 +107,7 @@ def _model_kwargs(spec, cfg: TrainConfig, num_classes: int, size: int) -> Dict[s
         kw["drop_path_rate"] = cfg.drop_path_rate
     if cfg.zero_init_residual is not None:
         kw["zero_init_residual"] = cfg.zero_init_residual
+    kw.update(overrides or {})
     return kw
 
 
@@ -179,7 +184,8 @@ class Trainer:
         cfg = self.cfg
         policy = "float32" if cfg.mixed_precision == "none" else cfg.mixed_precision
         keras.mixed_precision.set_global_policy(policy)
-        self.model_kwargs = _model_kwargs(self.spec, cfg, self.train_info.num_classes, self.size)
+        self.model_kwargs = _model_kwargs(self.spec, cfg, self.train_info.num_classes, self.size,
+                                          self.run.model_overrides)
         n = self.train_info.num_examples
         self.steps_per_epoch = n // cfg.batch_size
         if self.run.steps_per_epoch:

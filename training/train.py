@@ -12,10 +12,12 @@ NaN/inf (last good checkpoint kept); 128+N stopped by signal N (resume by re-run
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
 import sys
+from typing import Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
@@ -46,11 +48,32 @@ flags.DEFINE_string("data_dir", None, "tensorflow-datasets data_dir holding prep
 flags.DEFINE_bool("download", False, "Let tensorflow-datasets download and prepare the dataset if missing.")
 flags.DEFINE_integer("seed", 0, "Random seed (weights init, shuffling, augmentation).")
 flags.DEFINE_bool("jit_compile", None, "XLA-compile the forward/backward pass (default: the recipe's).")
+flags.DEFINE_string("model_kwargs", None, "JSON object of extra keras_preact builder arguments, e.g. the v2 paper's "
+                    "ablations: '{\"unit\": \"original\", \"shortcut\": \"conv1x1\"}'.")
+
+# Set by the trainer itself; --model_kwargs may not override them.
+RESERVED_MODEL_KWARGS = ("classifier_activation", "weights")
 
 
 def fail(msg: str, code: int = 2) -> None:
     print(f"error: {msg}", file=sys.stderr, flush=True)
     sys.exit(code)
+
+
+def parse_model_kwargs(text: Optional[str]) -> dict:
+    """The JSON object of --model_kwargs ({} when unset); ValueError with a one-line reason."""
+    if not text:
+        return {}
+    try:
+        obj = json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"--model_kwargs is not valid JSON ({e}): {text!r}") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"--model_kwargs must be a JSON object, got {text!r}")
+    bad = [k for k in obj if k in RESERVED_MODEL_KWARGS]
+    if bad:
+        raise ValueError(f"--model_kwargs may not set {', '.join(bad)} (the trainer sets it)")
+    return obj
 
 
 def resolve_config(model_spec, dataset_kind: str):
@@ -100,6 +123,7 @@ def main(argv):
         fail(f"unknown --model={FLAGS.model!r}. Valid models: {', '.join(keras_preact.list_models())}")
     try:
         cfg = resolve_config(spec, spec.dataset)
+        model_overrides = parse_model_kwargs(FLAGS.model_kwargs)
     except ValueError as e:
         fail(str(e))
 
@@ -133,7 +157,7 @@ def main(argv):
     run = loop.RunSpec(model=FLAGS.model, dataset=FLAGS.dataset, model_dir=FLAGS.model_dir, cfg=cfg,
                        data_dir=FLAGS.data_dir, download=FLAGS.download, epochs_override=FLAGS.epochs is not None,
                        steps_per_epoch=FLAGS.steps_per_epoch, validation_steps=FLAGS.validation_steps,
-                       seed=FLAGS.seed, strategy_name=strategy_name,
+                       seed=FLAGS.seed, strategy_name=strategy_name, model_overrides=model_overrides,
                        command=" ".join(shlex.quote(a) for a in sys.argv))
     trainer = None
     try:

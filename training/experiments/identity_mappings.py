@@ -63,8 +63,7 @@ warm-up; ``densenet_cifar``: 300 epochs), and DenseNet-BC-100 (k=12) vs ResNetV2
 and vs ResNetV2-164 (the paper's comparison).
 
 Runs: ``<results_dir>/<setting tag>/<experiment>/seed<S>/``, each a plain
-``training.train`` model_dir trained through ``training.experiments.train`` (which adds the
-``--model_kwargs`` builder overrides), so ``run`` resumes a partial run through the trainer's own
+``training.train`` model_dir (the builder overrides go in through its ``--model_kwargs``), so ``run`` resumes a partial run through the trainer's own
 checkpoint, and skips finished runs and runs that diverged (NaN: a result, the paper's
 "fail"). A lock file keeps two ``run`` processes off the same run. Commit the results with
 ``git add training/experiments/results`` (its .gitignore keeps only run.json and train.log).
@@ -233,7 +232,7 @@ def status_lines(exps, setting, results_dir) -> List[str]:
 
 # --------------------------------------------------------------------------- run
 def train_command(e: G.Experiment, seed: int, setting: G.Setting, model_dir: str, dataset: str) -> List[str]:
-    cmd = [sys.executable, "-m", "training.experiments.train", f"--model={e.model}",
+    cmd = [sys.executable, "-m", "training.train", f"--model={e.model}",
            f"--model_kwargs={e.kwargs_json()}", f"--dataset={dataset}", f"--config={e.config}",
            f"--model_dir={model_dir}", f"--seed={seed}"]
     if setting.epochs is not None:
