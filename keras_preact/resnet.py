@@ -515,7 +515,12 @@ def ResNet(
             linearly to 0 at the first (not in the paper). Defaults to 0.
         zero_init_residual: bool. Zero-initialise the last BN gamma of each
             residual branch (Goyal et al. 2017; not in the paper). Defaults
-            to False.
+            to False. Why it matters before training: in inference mode an
+            untrained net's BN layers use their initial moving statistics
+            (mean 0, variance 1), so each residual unit roughly doubles the
+            signal; ResNet-110 gives logits near 1e9 and ResNet-1202 overflows
+            float32 to NaN. Training mode (batch statistics) is finite at any
+            depth, and so is inference once trained or with this flag on.
         include_top: bool. Include the global-average-pool + Dense
             classifier. Defaults to True.
         weights: None, a zoo model name (see `keras_preact.list_zoo()`), or

@@ -105,6 +105,10 @@ def ResNetV2(
         zero_init_residual: bool. Start every residual branch at zero: the
             last conv's kernel is zero-initialised in pre-activation units, the
             last BN's gamma otherwise (not in the paper). Defaults to False.
+            Untrained and in inference mode (BN at its initial moving
+            statistics) every unit roughly doubles the signal, so ResNet-1001
+            overflows float32 to NaN; training mode is finite at any depth, and
+            so is inference once trained or with this flag on.
         include_top: bool. Include the classifier. Defaults to True.
         weights: None, a zoo model name, or a `.weights.h5` path. Defaults to
             None.
