@@ -80,6 +80,9 @@ def main():
     parser.add_argument("--budget_gib", type=float, default=0.0,
                         help="also find the largest DenseNet-BC-190 batch whose step fits")
     parser.add_argument("--budget_batches", default="8,16,32,64")
+    parser.add_argument("--small_batch", type=int, default=8,
+                        help="also run both at this batch: the step memory that does not grow with the "
+                             "batch (graph tracing), so the activations' share can be separated (0: skip)")
     parser.add_argument("--out", default="bench/results/densenet_memory.json")
     parser.add_argument("--quick", action="store_true", help="smoke run: DenseNet-BC-22, batch 8, 3 steps, 1 run")
     args = parser.parse_args()
@@ -115,6 +118,26 @@ def main():
     ])
     result = dict(started, cpus=os.cpu_count(), runs=rows,
                   memory_ratio=eff_mem / plain_mem, time_ratio=eff_time / plain_time)
+    if args.small_batch and not args.quick:
+        # Step memory = a part fixed per model (tracing the training graph: remat adds
+        # custom-gradient function graphs) + activations, which grow with the batch.
+        # Two batch sizes separate them.
+        small = {eff: run(args.model, eff, args.small_batch, 2) for eff in (False, True)}
+        rows.extend(small.values())
+        if not any("error" in r for r in small.values()):
+            growth_plain = plain_mem - small[False]["step_memory_bytes"]
+            growth_eff = eff_mem - small[True]["step_memory_bytes"]
+            result["small_batch"] = args.small_batch
+            result["batch_dependent_memory_ratio"] = growth_eff / growth_plain
+            table += "\n".join([
+                "", "",
+                f"Step memory at batch {args.small_batch} (mostly the part that does not grow with the batch): "
+                f"plain {gib(small[False]['step_memory_bytes']):.2f} GiB, "
+                f"memory_efficient {gib(small[True]['step_memory_bytes']):.2f} GiB.",
+                f"Memory that grows with the batch (batch {args.batch} minus batch {args.small_batch}): "
+                f"plain {gib(growth_plain):.2f} GiB, memory_efficient {gib(growth_eff):.2f} GiB, "
+                f"ratio {growth_eff / growth_plain:.2f}x.",
+            ])
     if args.budget_gib:
         budget = args.budget_gib * 2**30
         fits = {}

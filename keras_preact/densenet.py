@@ -15,10 +15,11 @@ Convolutional Networks", CVPR 2017 (arXiv 1608.06993).
 
 Memory: `memory_efficient=True` (Pleiss et al. 2017, "Memory-Efficient
 Implementation of DenseNets", arXiv 1707.06990) keeps each dense block's
-feature maps as a list and recomputes the concatenation, the first BN-ReLU
-and the first conv of every dense layer in the backward pass, so the stored
-activations grow linearly with depth instead of quadratically. Weights,
-outputs, gradients and BN moving statistics are those of the plain model.
+feature maps as a list and recomputes every dense layer in the backward pass
+(with dropout: the concatenation, first BN-ReLU and first conv only, since a
+recomputed dropout would draw new masks), so the stored activations grow
+linearly with depth instead of quadratically. Weights, outputs, gradients and
+BN moving statistics are those of the plain model.
 """
 
 import keras
@@ -61,15 +62,19 @@ def dense_layer(x, growth_rate, *, bottleneck, dropout_rate, name):
 @keras.saving.register_keras_serializable(package="keras_preact")
 class MemoryEfficientDenseLayer(layers.Layer):
     """`dense_layer` that takes the block's feature maps as a list and
-    rematerializes concat -> BN -> ReLU -> first conv in the backward pass.
+    rematerializes it in the backward pass.
 
-    The only tensor it stores per layer is the first conv's output (4k or k
-    channels), not the growing concatenation: memory linear in depth
-    (Pleiss et al. 2017). Two details keep it exactly the plain layer:
-    - BN batch moments are computed per input feature map outside the
-      recomputed function (a channel's moments do not depend on what it is
-      concatenated with), so the moving statistics are updated once per
-      step, never again during recomputation;
+    In training it stores nothing but its k-channel output, not the growing
+    concatenation nor the 4k-channel bottleneck: memory linear in depth
+    (Pleiss et al. 2017). With dropout, only concat -> BN -> ReLU -> first
+    conv is recomputed (new dropout masks would change the gradients), and
+    the first conv's output is stored. Three details keep it exactly the
+    plain layer:
+    - the first BN's batch moments are computed per input feature map outside
+      the recomputed function (a channel's moments do not depend on what it is
+      concatenated with), and the bottleneck BN's are returned by it, so the
+      moving statistics are updated once per step, never during recomputation;
+    - in inference nothing is recomputed (there is no backward pass);
     - its sub-layers are the plain layer's (`_0_bn`, `_1_conv`, `_1_bn`,
       `_2_conv`), created in the same order, so `get_weights()` of a
       memory-efficient and a plain model line up one to one.
@@ -118,38 +123,69 @@ class MemoryEfficientDenseLayer(layers.Layer):
         return (ops.concatenate([m for m, _ in moments], axis=0),
                 ops.concatenate([v for _, v in moments], axis=0))
 
+    @staticmethod
+    def _update_moving_statistics(norm, mean, variance):
+        """The update BatchNormalization makes in training, made here exactly once."""
+        for moving, batch in ((norm.moving_mean, mean), (norm.moving_variance, variance)):
+            moving.assign(moving * norm.momentum + ops.stop_gradient(batch) * (1.0 - norm.momentum))
+
     def call(self, features, training=False):
         features = list(features)
-        norm = self.norm0
+        norm0 = self.norm0
         if training:
             mean, variance = self._batch_moments(features)
-            # The update BatchNormalization makes, made here exactly once.
-            for moving, batch in ((norm.moving_mean, mean), (norm.moving_variance, variance)):
-                moving.assign(moving * norm.momentum
-                              + ops.stop_gradient(batch) * (1.0 - norm.momentum))
+            self._update_moving_statistics(norm0, mean, variance)
         else:
-            mean, variance = norm.moving_mean, norm.moving_variance
-        scale = norm.gamma * ops.rsqrt(variance + norm.epsilon)
-        shift = norm.beta - mean * scale
+            mean, variance = norm0.moving_mean, norm0.moving_variance
         dtype = self.compute_dtype
-        kernel = ops.cast(self.conv_first.kernel, dtype)
+        scale0, shift0 = _scale_and_shift(norm0, mean, variance, dtype)
+        kernel_first = ops.cast(self.conv_first.kernel, dtype)
 
-        def normalize_and_convolve(scale, shift, kernel, *maps):
+        def concat_normalize_convolve(scale, shift, kernel, *maps):
             x = ops.concatenate(maps, axis=-1)
             x = ops.relu(x * scale + shift)
             return ops.conv(x, kernel, strides=1, padding="same")
 
-        y = keras.remat(normalize_and_convolve)(
-            ops.cast(scale, dtype), ops.cast(shift, dtype), kernel, *features)
-        if self.dropout_rate:
-            y = self.drop_first(y, training=training)
+        if not training:  # nothing is stored for a backward pass: no recomputation
+            y = concat_normalize_convolve(scale0, shift0, kernel_first, *features)
+            if self.bottleneck:
+                y = self.conv2(ops.relu(self.norm1(y, training=False)))
+            return y
+
+        if self.bottleneck and not self.dropout_rate:
+            # The whole layer is recomputed: it then stores nothing but its k-channel
+            # output, where recomputing only up to the 1x1 conv would keep the 4k-channel
+            # bottleneck three times over (conv output, BN output, ReLU output).
+            # The bottleneck BN's batch moments come out of the recomputed function,
+            # so its moving statistics are updated once, outside it.
+            norm1 = self.norm1
+
+            def whole_layer(scale, shift, kernel, gamma1, beta1, kernel2, *maps):
+                y = concat_normalize_convolve(scale, shift, kernel, *maps)
+                mean1, variance1 = ops.moments(ops.cast(y, "float32"), axes=[0, 1, 2])
+                scale1 = gamma1 * ops.rsqrt(variance1 + norm1.epsilon)
+                shift1 = beta1 - mean1 * scale1
+                y = ops.relu(y * ops.cast(scale1, dtype) + ops.cast(shift1, dtype))
+                return ops.conv(y, kernel2, strides=1, padding="same"), mean1, variance1
+
+            y, mean1, variance1 = keras.remat(whole_layer)(
+                scale0, shift0, kernel_first,
+                # as tensors (read through a cast): recompute_grad differentiates
+                # its tensor arguments, not variables handed in as they are
+                ops.cast(norm1.gamma, "float32"), ops.cast(norm1.beta, "float32"),
+                ops.cast(self.conv2.kernel, dtype), *features)
+            self._update_moving_statistics(norm1, mean1, variance1)
+            return y
+
+        # Dropout draws new random masks when recomputed, so with dropout only the
+        # deterministic part (concat, BN, ReLU, first conv) is rematerialized.
+        y = keras.remat(concat_normalize_convolve)(scale0, shift0, kernel_first, *features)
+        y = self.drop_first(y, training=training)
         if not self.bottleneck:
             return y
         y = ops.relu(self.norm1(y, training=training))
         y = self.conv2(y)
-        if self.dropout_rate:
-            y = self.drop2(y, training=training)
-        return y
+        return self.drop2(y, training=training)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[0][:-1], self.growth_rate)
@@ -157,6 +193,13 @@ class MemoryEfficientDenseLayer(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "growth_rate": self.growth_rate,
                 "bottleneck": self.bottleneck, "dropout_rate": self.dropout_rate}
+
+
+def _scale_and_shift(norm, mean, variance, dtype):
+    """BatchNormalization as an affine map: x * scale + shift."""
+    scale = norm.gamma * ops.rsqrt(variance + norm.epsilon)
+    shift = norm.beta - mean * scale
+    return ops.cast(scale, dtype), ops.cast(shift, dtype)
 
 
 def dense_block(x, num_layers, growth_rate, *, bottleneck, dropout_rate, name,
