@@ -138,7 +138,7 @@ class MemoryEfficientDenseLayer(layers.Layer):
         else:
             mean, variance = norm0.moving_mean, norm0.moving_variance
         dtype = self.compute_dtype
-        scale0, shift0 = _scale_and_shift(norm0, mean, variance, dtype)
+        scale0, shift0 = _scale_and_shift(norm0.gamma, norm0.beta, mean, variance, norm0.epsilon, dtype)
         kernel_first = ops.cast(self.conv_first.kernel, dtype)
 
         def concat_normalize_convolve(scale, shift, kernel, *maps):
@@ -163,9 +163,8 @@ class MemoryEfficientDenseLayer(layers.Layer):
             def whole_layer(scale, shift, kernel, gamma1, beta1, kernel2, *maps):
                 y = concat_normalize_convolve(scale, shift, kernel, *maps)
                 mean1, variance1 = ops.moments(ops.cast(y, "float32"), axes=[0, 1, 2])
-                scale1 = gamma1 * ops.rsqrt(variance1 + norm1.epsilon)
-                shift1 = beta1 - mean1 * scale1
-                y = ops.relu(y * ops.cast(scale1, dtype) + ops.cast(shift1, dtype))
+                scale1, shift1 = _scale_and_shift(gamma1, beta1, mean1, variance1, norm1.epsilon, dtype)
+                y = ops.relu(y * scale1 + shift1)
                 return ops.conv(y, kernel2, strides=1, padding="same"), mean1, variance1
 
             y, mean1, variance1 = keras.remat(whole_layer)(
@@ -195,10 +194,10 @@ class MemoryEfficientDenseLayer(layers.Layer):
                 "bottleneck": self.bottleneck, "dropout_rate": self.dropout_rate}
 
 
-def _scale_and_shift(norm, mean, variance, dtype):
-    """BatchNormalization as an affine map: x * scale + shift."""
-    scale = norm.gamma * ops.rsqrt(variance + norm.epsilon)
-    shift = norm.beta - mean * scale
+def _scale_and_shift(gamma, beta, mean, variance, epsilon, dtype):
+    """BatchNormalization with given moments as an affine map: x * scale + shift."""
+    scale = gamma * ops.rsqrt(variance + epsilon)
+    shift = beta - mean * scale
     return ops.cast(scale, dtype), ops.cast(shift, dtype)
 
 
