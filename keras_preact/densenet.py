@@ -15,11 +15,12 @@ Convolutional Networks", CVPR 2017 (arXiv 1608.06993).
 
 Memory: `memory_efficient=True` (Pleiss et al. 2017, "Memory-Efficient
 Implementation of DenseNets", arXiv 1707.06990) keeps each dense block's
-feature maps as a list and recomputes every dense layer in the backward pass
-(with dropout: the concatenation, first BN-ReLU and first conv only, since a
-recomputed dropout would draw new masks), so the stored activations grow
-linearly with depth instead of quadratically. Weights, outputs, gradients and
-BN moving statistics are those of the plain model.
+feature maps as a list, computes each map's batch moments once, and recomputes
+every dense layer and transition in the backward pass (with dropout: the
+concatenation, first BN-ReLU and first conv only, since a recomputed dropout
+would draw new masks), so the stored activations grow linearly with depth
+instead of quadratically. Weights, outputs, gradients and BN moving statistics
+are those of the plain model.
 """
 
 import keras
@@ -61,19 +62,20 @@ def dense_layer(x, growth_rate, *, bottleneck, dropout_rate, name):
 
 @keras.saving.register_keras_serializable(package="keras_preact")
 class MemoryEfficientDenseLayer(layers.Layer):
-    """`dense_layer` that takes the block's feature maps as a list and
-    rematerializes it in the backward pass.
+    """`dense_layer` on a list of feature maps, rematerialized in the backward pass.
 
-    In training it stores nothing but its k-channel output, not the growing
-    concatenation nor the 4k-channel bottleneck: memory linear in depth
-    (Pleiss et al. 2017). With dropout, only concat -> BN -> ReLU -> first
-    conv is recomputed (new dropout masks would change the gradients), and
-    the first conv's output is stored. Three details keep it exactly the
-    plain layer:
-    - the first BN's batch moments are computed per input feature map outside
-      the recomputed function (a channel's moments do not depend on what it is
-      concatenated with), and the bottleneck BN's are returned by it, so the
-      moving statistics are updated once per step, never during recomputation;
+    A sub-layer of `MemoryEfficientDenseBlock`, which hands it the block's
+    feature maps and their batch moments. In training it stores nothing but its
+    k-channel output, not the growing concatenation nor the 4k-channel
+    bottleneck: memory linear in depth (Pleiss et al. 2017). With dropout, only
+    concat -> BN -> ReLU -> first conv is recomputed (new dropout masks would
+    change the gradients), and the first conv's output is stored. Three details
+    keep it exactly the plain layer:
+    - the first BN's batch moments are those of the input maps, computed once
+      per map by the block (a channel's moments do not depend on what it is
+      concatenated with), and the bottleneck BN's are returned by the
+      recomputed function, so the moving statistics are updated once per step,
+      never during recomputation;
     - in inference nothing is recomputed (there is no backward pass);
     - its sub-layers are the plain layer's (`_0_bn`, `_1_conv`, `_1_bn`,
       `_2_conv`), created in the same order, so `get_weights()` of a
@@ -117,34 +119,25 @@ class MemoryEfficientDenseLayer(layers.Layer):
             self.norm1.build(middle)
             self.conv2.build(middle)
 
-    def _batch_moments(self, features):
-        """Per-channel mean and variance of the concatenation, map by map."""
-        moments = [ops.moments(ops.cast(f, "float32"), axes=[0, 1, 2]) for f in features]
-        return (ops.concatenate([m for m, _ in moments], axis=0),
-                ops.concatenate([v for _, v in moments], axis=0))
+    def call(self, features, moments=None, training=False):
+        """The layer's k new maps from `features`, the block's maps so far.
 
-    @staticmethod
-    def _update_moving_statistics(norm, mean, variance):
-        """The update BatchNormalization makes in training, made here exactly once."""
-        for moving, batch in ((norm.moving_mean, mean), (norm.moving_variance, variance)):
-            moving.assign(moving * norm.momentum + ops.stop_gradient(batch) * (1.0 - norm.momentum))
-
-    def call(self, features, training=False):
+        `moments`: the (mean, variance) of each map in `features`, needed in
+        training; computed here when not given.
+        """
         features = list(features)
         norm0 = self.norm0
         if training:
-            mean, variance = self._batch_moments(features)
-            self._update_moving_statistics(norm0, mean, variance)
+            if moments is None:
+                moments = [batch_moments(f) for f in features]
+            mean = ops.concatenate([m for m, _ in moments], axis=0)
+            variance = ops.concatenate([v for _, v in moments], axis=0)
+            update_moving_statistics(norm0, mean, variance)
         else:
             mean, variance = norm0.moving_mean, norm0.moving_variance
         dtype = self.compute_dtype
         scale0, shift0 = _scale_and_shift(norm0.gamma, norm0.beta, mean, variance, norm0.epsilon, dtype)
         kernel_first = ops.cast(self.conv_first.kernel, dtype)
-
-        def concat_normalize_convolve(scale, shift, kernel, *maps):
-            x = ops.concatenate(maps, axis=-1)
-            x = ops.relu(x * scale + shift)
-            return ops.conv(x, kernel, strides=1, padding="same")
 
         if not training:  # nothing is stored for a backward pass: no recomputation
             y = concat_normalize_convolve(scale0, shift0, kernel_first, *features)
@@ -162,7 +155,7 @@ class MemoryEfficientDenseLayer(layers.Layer):
 
             def whole_layer(scale, shift, kernel, gamma1, beta1, kernel2, *maps):
                 y = concat_normalize_convolve(scale, shift, kernel, *maps)
-                mean1, variance1 = ops.moments(ops.cast(y, "float32"), axes=[0, 1, 2])
+                mean1, variance1 = batch_moments(y)
                 scale1, shift1 = _scale_and_shift(gamma1, beta1, mean1, variance1, norm1.epsilon, dtype)
                 y = ops.relu(y * scale1 + shift1)
                 return ops.conv(y, kernel2, strides=1, padding="same"), mean1, variance1
@@ -173,7 +166,7 @@ class MemoryEfficientDenseLayer(layers.Layer):
                 # its tensor arguments, not variables handed in as they are
                 ops.cast(norm1.gamma, "float32"), ops.cast(norm1.beta, "float32"),
                 ops.cast(self.conv2.kernel, dtype), *features)
-            self._update_moving_statistics(norm1, mean1, variance1)
+            update_moving_statistics(norm1, mean1, variance1)
             return y
 
         # Dropout draws new random masks when recomputed, so with dropout only the
@@ -194,6 +187,139 @@ class MemoryEfficientDenseLayer(layers.Layer):
                 "bottleneck": self.bottleneck, "dropout_rate": self.dropout_rate}
 
 
+@keras.saving.register_keras_serializable(package="keras_preact")
+class MemoryEfficientDenseBlock(layers.Layer):
+    """A dense block of `MemoryEfficientDenseLayer`s, returning the block's
+    feature maps as a list (the input, then each layer's k new maps), never
+    their concatenation.
+
+    Each map's batch moments are computed once, when it is made, and handed to
+    every later layer: the first BN of a dense layer normalizes the
+    concatenation of all earlier maps channel by channel, so one reduction per
+    map serves them all, where per-layer moments would add L^2/2 reductions
+    and as many full-size gradient terms (measured: the step memory of
+    DenseNet-BC-100 at batch 128 fell by a quarter, with the transitions
+    recomputed as well; see BENCHMARKS.md).
+
+    The sub-layers are the plain block's layers `{prefix}_block1`, ... with
+    the plain layers' names and order, so the weights line up with the plain
+    DenseNet's.
+
+    Args:
+        num_layers: int. Dense layers in the block.
+        growth_rate: int. k.
+        bottleneck: bool. DenseNet-B layers.
+        dropout_rate: float. Dropout after each conv.
+        prefix: str. The plain model's name prefix of the block ("conv2").
+    """
+
+    def __init__(self, num_layers, growth_rate, bottleneck, dropout_rate=0.0, prefix="conv2", **kwargs):
+        super().__init__(**kwargs)
+        self.num_layers = int(num_layers)
+        self.growth_rate = int(growth_rate)
+        self.bottleneck = bool(bottleneck)
+        self.dropout_rate = float(dropout_rate)
+        self.prefix = prefix
+        self.dense_layers = [
+            MemoryEfficientDenseLayer(growth_rate, bottleneck, dropout_rate, name=f"{prefix}_block{i}")
+            for i in range(1, self.num_layers + 1)
+        ]
+
+    def build(self, input_shape):
+        shapes = [tuple(input_shape)]
+        for layer in self.dense_layers:
+            layer.build(shapes)
+            shapes.append((*shapes[0][:-1], self.growth_rate))
+
+    def call(self, inputs, training=False):
+        features = [inputs]
+        moments = [batch_moments(inputs)] if training else None
+        for layer in self.dense_layers:
+            features.append(layer(features, moments, training=training))
+            if training:
+                moments.append(batch_moments(features[-1]))
+        return features
+
+    def compute_output_shape(self, input_shape):
+        return [tuple(input_shape)] + [(*input_shape[:-1], self.growth_rate)] * self.num_layers
+
+    def get_config(self):
+        return {**super().get_config(), "num_layers": self.num_layers, "growth_rate": self.growth_rate,
+                "bottleneck": self.bottleneck, "dropout_rate": self.dropout_rate, "prefix": self.prefix}
+
+
+@keras.saving.register_keras_serializable(package="keras_preact")
+class MemoryEfficientTransition(layers.Layer):
+    """`transition_layer` (BN-ReLU-Conv1x1-AvgPool2x2, sec. 3) on a dense
+    block's list of feature maps, the concatenation, BN, ReLU and conv
+    rematerialized in the backward pass, so the block's concatenation is never
+    stored. Sub-layers `{name}_bn`, `{name}_conv` as in the plain model.
+
+    Args:
+        compression: float. theta: the transition keeps floor(theta * m) of
+            its m channels.
+        dropout_rate: float. Dropout after the conv.
+    """
+
+    def __init__(self, compression, dropout_rate=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.compression = float(compression)
+        self.dropout_rate = float(dropout_rate)
+        self.norm = layers.BatchNormalization(epsilon=_builder.BN_EPSILON, name=f"{self.name}_bn")
+        self.drop = layers.Dropout(dropout_rate, name=f"{self.name}_drop")
+
+    def build(self, input_shape):
+        concatenated = (*input_shape[0][:-1], sum(shape[-1] for shape in input_shape))
+        self.norm.build(concatenated)
+        self.conv = layers.Conv2D(
+            int(concatenated[-1] * self.compression), 1, padding="same", use_bias=False,
+            kernel_initializer="he_normal", name=f"{self.name}_conv")
+        self.conv.build(concatenated)
+
+    def call(self, features, training=False):
+        features = list(features)
+        norm = self.norm
+        if training:
+            moments = [batch_moments(f) for f in features]
+            mean = ops.concatenate([m for m, _ in moments], axis=0)
+            variance = ops.concatenate([v for _, v in moments], axis=0)
+            update_moving_statistics(norm, mean, variance)
+        else:
+            mean, variance = norm.moving_mean, norm.moving_variance
+        dtype = self.compute_dtype
+        scale, shift = _scale_and_shift(norm.gamma, norm.beta, mean, variance, norm.epsilon, dtype)
+        compute = keras.remat(concat_normalize_convolve) if training else concat_normalize_convolve
+        y = compute(scale, shift, ops.cast(self.conv.kernel, dtype), *features)
+        y = self.drop(y, training=training)
+        return ops.average_pool(y, 2, strides=2, padding="valid")
+
+    def compute_output_shape(self, input_shape):
+        channels = sum(shape[-1] for shape in input_shape)
+        pooled = tuple(None if d is None else d // 2 for d in input_shape[0][1:3])
+        return (input_shape[0][0], *pooled, int(channels * self.compression))
+
+    def get_config(self):
+        return {**super().get_config(), "compression": self.compression, "dropout_rate": self.dropout_rate}
+
+
+def batch_moments(x):
+    """Per-channel batch mean and variance (float32), as BatchNormalization computes them."""
+    return ops.moments(ops.cast(x, "float32"), axes=[0, 1, 2])
+
+
+def update_moving_statistics(norm, mean, variance):
+    """The update a BatchNormalization layer makes in training, made here exactly once."""
+    for moving, batch in ((norm.moving_mean, mean), (norm.moving_variance, variance)):
+        moving.assign(moving * norm.momentum + ops.stop_gradient(batch) * (1.0 - norm.momentum))
+
+
+def concat_normalize_convolve(scale, shift, kernel, *maps):
+    """ReLU(BN(concat(maps))) convolved with `kernel`, BN given as an affine map."""
+    x = ops.concatenate(maps, axis=-1)
+    x = ops.relu(x * scale + shift)
+    return ops.conv(x, kernel, strides=1, padding="same")
+
+
 def _scale_and_shift(gamma, beta, mean, variance, epsilon, dtype):
     """BatchNormalization with given moments as an affine map: x * scale + shift."""
     scale = gamma * ops.rsqrt(variance + epsilon)
@@ -201,21 +327,14 @@ def _scale_and_shift(gamma, beta, mean, variance, epsilon, dtype):
     return ops.cast(scale, dtype), ops.cast(shift, dtype)
 
 
-def dense_block(x, num_layers, growth_rate, *, bottleneck, dropout_rate, name,
-                memory_efficient=False):
+def dense_block(x, num_layers, growth_rate, *, bottleneck, dropout_rate, name):
     """`num_layers` dense layers, named `{name}_block1` ... (keras.applications)."""
-    if not memory_efficient:
-        for i in range(1, num_layers + 1):
-            x = dense_layer(
-                x, growth_rate, bottleneck=bottleneck, dropout_rate=dropout_rate,
-                name=f"{name}_block{i}",
-            )
-        return x
-    features = [x]
     for i in range(1, num_layers + 1):
-        features.append(MemoryEfficientDenseLayer(
-            growth_rate, bottleneck, dropout_rate, name=f"{name}_block{i}")(features))
-    return layers.Concatenate(name=f"{name}_concat")(features)
+        x = dense_layer(
+            x, growth_rate, bottleneck=bottleneck, dropout_rate=dropout_rate,
+            name=f"{name}_block{i}",
+        )
+    return x
 
 
 def transition_layer(x, compression, *, dropout_rate, name):
@@ -307,10 +426,11 @@ def DenseNet(
             (sec. 4.2).
         dropout_rate: float. Dropout after every conv but the first (the
             paper: 0.2 when training without augmentation). Defaults to 0.
-        memory_efficient: bool. Recompute each dense layer's
-            concatenation, first BN-ReLU and first conv in the backward pass
-            (Pleiss et al. 2017): activation memory linear instead of
-            quadratic in depth, same weights and outputs. Defaults to False.
+        memory_efficient: bool. Recompute each dense layer and each
+            transition in the backward pass, with each feature map's batch
+            moments computed once (Pleiss et al. 2017): activation memory
+            linear instead of quadratic in depth; same weights (same order),
+            outputs, gradients and moving statistics. Defaults to False.
         include_top: bool. Include the classifier. Defaults to True.
         weights: None, a zoo model name, or a `.weights.h5` path. Defaults to
             None.
@@ -362,12 +482,23 @@ def DenseNet(
             x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
             x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)
         for stage, num_layers in enumerate(blocks, start=2):
+            last = stage == len(blocks) + 1
+            if memory_efficient:
+                # The block's maps stay a list; only the last block is concatenated
+                # (at the lowest resolution), for the final BN-ReLU.
+                x = MemoryEfficientDenseBlock(
+                    num_layers, growth_rate, bottleneck, dropout_rate,
+                    prefix=f"conv{stage}", name=f"conv{stage}_dense_block")(x)
+                if last:
+                    x = layers.Concatenate(name=f"conv{stage}_concat")(x)
+                else:
+                    x = MemoryEfficientTransition(compression, dropout_rate, name=f"pool{stage}")(x)
+                continue
             x = dense_block(
                 x, num_layers, growth_rate, bottleneck=bottleneck,
                 dropout_rate=dropout_rate, name=f"conv{stage}",
-                memory_efficient=memory_efficient,
             )
-            if stage < len(blocks) + 1:
+            if not last:
                 x = transition_layer(x, compression, dropout_rate=dropout_rate, name=f"pool{stage}")
         # keras.applications' names for the final BN-ReLU.
         x = layers.BatchNormalization(epsilon=_builder.BN_EPSILON, name="bn")(x)

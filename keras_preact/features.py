@@ -32,5 +32,12 @@ def feature_extractor(model):
             f"Model {model.name!r} has no stage layers named conv<N>_...; "
             "feature_extractor works on keras-preact and keras.applications models."
         )
-    outputs = {stage: layer.output for stage, layer in sorted(last_layer.items())}
+    outputs = {stage: _as_tensor(layer.output, stage) for stage, layer in sorted(last_layer.items())}
     return keras.Model(model.input, outputs, name=f"{model.name}_features")
+
+
+def _as_tensor(output, stage):
+    """A stage output; a memory-efficient dense block's list of maps is concatenated."""
+    if isinstance(output, (list, tuple)):
+        return keras.layers.Concatenate(name=f"{stage}_features_concat")(list(output))
+    return output

@@ -69,3 +69,16 @@ def test_memory_efficient_model_saves_and_loads(tmp_path):
     efficient.save(path)
     loaded = keras.saving.load_model(path)
     np.testing.assert_array_equal(loaded(X, training=False), efficient(X, training=False))
+
+
+def test_memory_efficient_model_keeps_plain_layout():
+    """The block's maps stay a list and each transition is one layer, but the
+    stage features and the serialized model are the plain model's."""
+    plain, efficient = _pair()
+    assert any(isinstance(l, keras_preact.densenet.MemoryEfficientTransition) for l in efficient.layers)
+    assert not any(l.name == "conv2_concat" for l in efficient.layers)  # never concatenated
+    plain_features = keras_preact.feature_extractor(plain)(X)
+    efficient_features = keras_preact.feature_extractor(efficient)(X)
+    assert sorted(efficient_features) == sorted(plain_features) == ["conv1", "conv2", "conv3", "conv4"]
+    for stage, value in plain_features.items():
+        np.testing.assert_allclose(efficient_features[stage], value, atol=1e-5)
