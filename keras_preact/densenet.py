@@ -127,14 +127,9 @@ class MemoryEfficientDenseLayer(layers.Layer):
         """
         features = list(features)
         norm0 = self.norm0
-        if training:
-            if moments is None:
-                moments = [batch_moments(f) for f in features]
-            mean = ops.concatenate([m for m, _ in moments], axis=0)
-            variance = ops.concatenate([v for _, v in moments], axis=0)
-            update_moving_statistics(norm0, mean, variance)
-        else:
-            mean, variance = norm0.moving_mean, norm0.moving_variance
+        if training and moments is None:
+            moments = [batch_moments(f) for f in features]
+        mean, variance = normalization_moments(norm0, moments, training)
         dtype = self.compute_dtype
         scale0, shift0 = _scale_and_shift(norm0.gamma, norm0.beta, mean, variance, norm0.epsilon, dtype)
         kernel_first = ops.cast(self.conv_first.kernel, dtype)
@@ -279,13 +274,8 @@ class MemoryEfficientTransition(layers.Layer):
     def call(self, features, training=False):
         features = list(features)
         norm = self.norm
-        if training:
-            moments = [batch_moments(f) for f in features]
-            mean = ops.concatenate([m for m, _ in moments], axis=0)
-            variance = ops.concatenate([v for _, v in moments], axis=0)
-            update_moving_statistics(norm, mean, variance)
-        else:
-            mean, variance = norm.moving_mean, norm.moving_variance
+        moments = [batch_moments(f) for f in features] if training else None
+        mean, variance = normalization_moments(norm, moments, training)
         dtype = self.compute_dtype
         scale, shift = _scale_and_shift(norm.gamma, norm.beta, mean, variance, norm.epsilon, dtype)
         compute = keras.remat(concat_normalize_convolve) if training else concat_normalize_convolve
@@ -305,6 +295,20 @@ class MemoryEfficientTransition(layers.Layer):
 def batch_moments(x):
     """Per-channel batch mean and variance (float32), as BatchNormalization computes them."""
     return ops.moments(ops.cast(x, "float32"), axes=[0, 1, 2])
+
+
+def normalization_moments(norm, moments, training):
+    """The (mean, variance) the BatchNormalization `norm` applies to a concatenation.
+
+    In training: the concatenated per-map batch `moments`, also folded into
+    `norm`'s moving statistics (once); in inference: its moving statistics.
+    """
+    if not training:
+        return norm.moving_mean, norm.moving_variance
+    mean = ops.concatenate([m for m, _ in moments], axis=0)
+    variance = ops.concatenate([v for _, v in moments], axis=0)
+    update_moving_statistics(norm, mean, variance)
+    return mean, variance
 
 
 def update_moving_statistics(norm, mean, variance):
