@@ -222,25 +222,34 @@ def test_run_forwards_sigterm_to_the_training_and_exits_128_plus_n(tmp_path, mon
     import threading
 
     marker = tmp_path / "child_got_sigterm"
+    ready = tmp_path / "child_ready"  # the child exists: the runner's handlers are installed
     child = ("import signal, sys, time\n"
              "def bye(*a):\n"
              f"    open({str(marker)!r}, 'w').close(); sys.exit(143)\n"
              "signal.signal(signal.SIGTERM, bye)\n"
-             "print('ready', flush=True)\n"
+             f"open({str(ready)!r}, 'w').close()\n"
              "time.sleep(60)\n")
     monkeypatch.setattr(IM, "train_command", lambda *a: [sys.executable, "-c", child])
     ds = tmp_path / "ds"
     ds.mkdir()
     before = signal.getsignal(signal.SIGTERM)
-    timer = threading.Timer(3.0, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    timer.start()
-    t0 = time.time()
-    try:
-        rc = IM.main(["run", "--only", "conv1x1", "--results_dir", str(tmp_path / "r"), "--dataset",
-                      f"folder:{ds}"], out=io.StringIO())
-    finally:
-        timer.cancel()
-    assert rc == 128 + signal.SIGTERM and time.time() - t0 < 30
+    sent = []
+
+    def terminate_once_the_child_runs():
+        # Not on a fixed timer: SIGTERM before the runner's handler is in place would
+        # kill pytest itself (a slow first import on a cold CI machine did).
+        deadline = time.time() + 120
+        while not ready.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        if ready.exists():
+            sent.append(time.time())
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=terminate_once_the_child_runs, daemon=True).start()
+    rc = IM.main(["run", "--only", "conv1x1", "--results_dir", str(tmp_path / "r"), "--dataset",
+                  f"folder:{ds}"], out=io.StringIO())
+    assert sent, "the training child never started"
+    assert rc == 128 + signal.SIGTERM and time.time() - sent[0] < 30
     assert marker.exists()
     run = os.path.join(tmp_path, "r", DEFAULT.tag, "conv1x1", "seed0")
     assert not os.path.exists(os.path.join(run, G.LOCK))
