@@ -300,8 +300,10 @@ class DenseNetCifarCpuShort(CifarCpuShort):
     paper's batch 64, Nesterov momentum and weight decay 1e-4 (Huang et al. 2017 sec. 4.2,
     ../shared/reference/papers.md) and peak lr 0.1. DenseNet-BC-100 (k=12) is far more
     expensive per image than ResNet-20 on this CPU: measured 22.9 s per batch-64 step
-    (2.8 images/s) with the machine under load (1-min load average 9.6), i.e. several hours
-    per epoch; even on a quiet machine an hour buys about one epoch. Hence 1 epoch with a
+    (2.8 images/s) with the machine under load (1-min load average 9.6), and 3.9 s per step
+    (16.5 images/s) on a quiet machine (``python -m bench.train_speed``, 2026-11-24,
+    bench/results/train_speed.json), i.e. about 50 minutes per epoch at best: an hour buys
+    about one epoch. Hence 1 epoch with a
     short warm-up (0.1 epoch): a smoke-level result, not a paper reproduction -- use
     ``densenet_cifar`` on a GPU for that.
     """
