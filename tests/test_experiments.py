@@ -237,7 +237,7 @@ def test_run_forwards_sigterm_to_the_training_and_exits_128_plus_n(tmp_path, mon
 
     def terminate_once_the_child_runs():
         # Not on a fixed timer: SIGTERM before the runner's handler is in place would
-        # kill pytest itself (a slow first import on a cold CI machine did).
+        # kill pytest itself (e.g. when a cold machine's first imports take longer).
         deadline = time.time() + 120
         while not ready.exists() and time.time() < deadline:
             time.sleep(0.05)
