@@ -16,6 +16,7 @@ values (reads of distributed variables may be collective).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -44,6 +45,54 @@ class Interrupted(Exception):
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+
+
+class StopSignals:
+    """SIGTERM / SIGINT as a request to stop, honoured where stopping is clean.
+
+    A signal handler that raises drops its exception into whatever Python line runs at
+    that instant. When that line is ``tf.function``'s argument binding, TensorFlow
+    rewraps the exception as ``TypeError: Binding inputs to tf.function failed due to
+    SIGTERM`` (seen in CI), and the run dies with a traceback instead of exit 143. So
+    inside ``deferred()`` (the training and evaluation steps) the handler only records the
+    signal and the loop calls ``check()`` between steps; everywhere else (decoding the
+    dataset, building the model) it raises at once. A second signal while one is pending
+    raises at once as well, so a stuck step can still be interrupted. ``received`` keeps the
+    last signal, so a caller can tell an exception TensorFlow rewrapped from a real error.
+    """
+
+    def __init__(self):
+        self.pending: Optional[int] = None
+        self.received: Optional[int] = None
+        self._defer = False
+
+    def install(self, signums=(signal.SIGTERM, signal.SIGINT)) -> None:
+        for signum in signums:
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum, frame):
+        self.received = signum
+        if self._defer and self.pending is None:
+            self.pending = signum
+            return
+        raise Interrupted(signum)
+
+    def check(self) -> None:
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def deferred(self):
+        previous, self._defer = self._defer, True
+        try:
+            yield self
+        finally:
+            self._defer = previous
+
+
+# The process's one set of handlers; ``training.train`` installs them.
+stop_signals = StopSignals()
 
 
 class RunError(ValueError):
@@ -397,7 +446,9 @@ class Trainer:
         it = iter(self.strategy.distribute_datasets_from_function(fn))
         tot = np.zeros(4)
         for _ in range(steps):
-            tot += np.array([float(t.numpy()) for t in self.eval_step(it)])
+            with stop_signals.deferred():
+                tot += np.array([float(t.numpy()) for t in self.eval_step(it)])
+            stop_signals.check()
         n = max(tot[3], 1.0)
         return {"val_loss": tot[0] / n, "val_accuracy": tot[1] / n, "val_top5_accuracy": tot[2] / n,
                 "val_examples": int(tot[3])}
@@ -427,7 +478,9 @@ class Trainer:
             t0 = time.time()
             tot = np.zeros(3)
             for s in range(steps):
-                out = np.array([float(t.numpy()) for t in self.train_step(train_iter)])
+                with stop_signals.deferred():
+                    out = np.array([float(t.numpy()) for t in self.train_step(train_iter)])
+                stop_signals.check()
                 if not np.all(np.isfinite(out)):
                     raise NonFiniteLoss(
                         f"loss became {out[0]} at epoch {epoch + 1}, step {s + 1} (iteration {it0 + s + 1})")

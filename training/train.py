@@ -95,10 +95,18 @@ def resolve_config(model_spec, dataset_kind: str):
     return cfg
 
 
-def _on_signal(signum, frame):
-    from training.loop import Interrupted
-
-    raise Interrupted(signum)
+def _exit_interrupted(trainer, signum: int) -> None:
+    """Record the interruption in run.json, say how to resume, and exit 128+signum."""
+    name = signal.Signals(signum).name
+    history = getattr(trainer, "history", None) if trainer is not None else None
+    if history is not None:
+        try:
+            trainer._write_run_json(f"interrupted by {name}")
+        except Exception:  # noqa: BLE001 - the checkpoint, not run.json, is what resumes
+            pass
+    print(f"interrupted by {name}: {len(history or [])} epoch(s) are checkpointed in {FLAGS.model_dir}; run the "
+          f"same command again to resume.", file=sys.stderr, flush=True)
+    os._exit(128 + signum)
 
 
 def main(argv):
@@ -152,8 +160,7 @@ def main(argv):
     tf.get_logger().setLevel("WARNING")
 
     keras.utils.set_random_seed(FLAGS.seed)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    loop.stop_signals.install()
     run = loop.RunSpec(model=FLAGS.model, dataset=FLAGS.dataset, model_dir=FLAGS.model_dir, cfg=cfg,
                        data_dir=FLAGS.data_dir, download=FLAGS.download, epochs_override=FLAGS.epochs is not None,
                        steps_per_epoch=FLAGS.steps_per_epoch, validation_steps=FLAGS.validation_steps,
@@ -177,15 +184,13 @@ def main(argv):
         fail(f"{e}. Training stopped; {kept}. Lower --learning_rate (or check the data) and re-run the same "
              f"command to resume.", code=3)
     except loop.Interrupted as e:
-        done = len(trainer.history) if trainer is not None and getattr(trainer, "history", None) else 0
-        if trainer is not None and getattr(trainer, "history", None) is not None:
-            try:
-                trainer._write_run_json(f"interrupted by {e}")
-            except Exception:  # noqa: BLE001 - the checkpoint, not run.json, is what resumes
-                pass
-        print(f"interrupted by {e}: {done} epoch(s) are checkpointed in {FLAGS.model_dir}; run the same "
-              f"command again to resume.", file=sys.stderr, flush=True)
-        os._exit(128 + e.signum)
+        _exit_interrupted(trainer, e.signum)
+    except Exception:
+        # A signal that arrived outside the step loop raises wherever Python is; TensorFlow
+        # may rewrap it (TypeError, ...). It is still an interruption, not a crash.
+        if loop.stop_signals.received is None:
+            raise
+        _exit_interrupted(trainer, loop.stop_signals.received)
     logging.info("Done: test top-1 %.4f, top-5 %.4f; outputs in %s", final["test_top1"], final["test_top5"],
                  FLAGS.model_dir)
     return 0
