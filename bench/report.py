@@ -93,21 +93,43 @@ def _speed_status(res, pairs):
 
 
 def _sweep_status(res, pipeline):
-    if res is None:
+    """Whether each recipe's default setting is the one the sweep measured fastest."""
+    if res is None or not any(p.get("recommended") for p in res.get("pairs", [])):
         return _todo("train_speed_sweep")
-    parts = []
-    for p in res.get("pairs", []):
+    agree, differ = [], []
+    slower = {}  # (policy, XLA) -> the option's step time over the default's, per pair
+    for p in res["pairs"]:
         rec = p.get("recommended")
-        if rec:
-            parts.append(f"{p['title']}: {'none' if rec['policy'] == 'float32' else rec['policy']}"
-                         f"{' + XLA' if rec['jit_compile'] else ', no XLA'} "
-                         f"({common.ratio(rec['speedup_over_float32'])} over float32 without XLA)")
-    text = "recommended: " + "; ".join(parts) if parts else _todo("train_speed_sweep")
+        ours = next((c for c in p.get("configs", []) if c["role"] == "ours"), None)
+        if not rec or ours is None:
+            continue
+        chosen = (ours["policy"], bool(ours["jit"]))
+        if (rec["policy"], rec["jit_compile"]) == chosen:
+            agree.append(p["title"])
+        else:
+            differ.append(f"{p['title']}: the recipe runs {_setting(*chosen)}, the sweep recommends "
+                          f"{_setting(rec['policy'], rec['jit_compile'])} "
+                          f"({common.ratio(rec['speedup_over_float32'])} over float32 without XLA)")
+        for c in p["configs"]:
+            if c["role"] == "ours_option" and c.get("ours_over_this"):
+                slower.setdefault(_setting(c["policy"], bool(c["jit"])), []).append(c["ours_over_this"])
+    text = ("MISSED: " + "; ".join(differ)) if differ else "met"
+    if agree:
+        text += (f"{'; ' if differ else ': '}the recipe's setting is the fastest measured for "
+                 f"{', '.join(agree)}")
+    if slower:
+        text += "; the alternatives' step time over the default's: " + ", ".join(
+            f"{name} {min(v):.2f}–{max(v):.2f}x" for name, v in slower.items())
     if pipeline is not None:
         prefetch = next((f for f in pipeline["training_step"] if "no prefetch" in f["feed"]), None)
         if prefetch:
-            text += f"; without prefetch the fed step runs at {prefetch['over_synthetic']:.2f}x"
+            text += (f"; data: in-memory cache + prefetch on by default (without prefetch the fed step runs "
+                     f"at {prefetch['over_synthetic']:.2f}x of the synthetic step)")
     return text
+
+
+def _setting(policy, jit):
+    return f"{'float32' if policy == 'float32' else policy} {'with' if jit else 'without'} XLA"
 
 
 def _pipeline_status(res):

@@ -198,6 +198,28 @@ def test_report_fills_blocks_and_targets(tmp_path):
     assert report.update(new, str(tmp_path)) == new  # idempotent
 
 
+def _sweep_pair(title, ours_policy, ours_jit, recommended):
+    ours = {"role": "ours", "policy": ours_policy, "jit": ours_jit, "ours_over_this": 1.0}
+    xla = {"role": "ours_option", "policy": "float32", "jit": True, "ours_over_this": 1.3}
+    return {"title": title, "configs": [ours, xla],
+            "recommended": {"policy": recommended[0], "jit_compile": recommended[1], "speedup_over_float32": 1.2}}
+
+
+def test_report_sweep_status_met_and_missed():
+    """The targets row says MISSED when a recipe's default is not what the sweep measured fastest."""
+    from bench import report
+
+    met = report._sweep_status({"pairs": [_sweep_pair("A", "float32", False, ("float32", False))]}, None)
+    assert met.startswith("met: the recipe's setting is the fastest measured for A")
+    assert "float32 with XLA 1.30–1.30x" in met
+    missed = report._sweep_status({"pairs": [_sweep_pair("A", "float32", False, ("float32", False)),
+                                             _sweep_pair("B", "float32", False, ("mixed_bfloat16", True))]}, None)
+    assert missed.startswith("MISSED: B: the recipe runs float32 without XLA, the sweep recommends "
+                             "mixed_bfloat16 with XLA (1.20x over float32 without XLA)")
+    assert "fastest measured for A" in missed
+    assert report._sweep_status(None, None).startswith("not measured yet")
+
+
 def test_report_ignores_quick_results(tmp_path):
     from bench import report
 
