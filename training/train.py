@@ -4,7 +4,8 @@ r"""Train a keras_preact model the way its paper did.
         --config=cifar_cpu_short --model_dir=runs/resnetv2_20
 
 Run the same command again after an interruption (Ctrl-C, SIGTERM, kill -9, crash) and
-training resumes from the last finished epoch. See training/README.md.
+training resumes from the last finished epoch. A first Ctrl-C or SIGTERM stops at the end of
+the running step (a second one stops at once). See training/README.md.
 
 Exit status: 0 done; 2 bad flags / dataset / model_dir (one-line message); 3 loss became
 NaN/inf (last good checkpoint kept); 128+N stopped by signal N (resume by re-running).
