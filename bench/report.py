@@ -97,7 +97,7 @@ def _sweep_status(res, pipeline):
     if res is None or not any(p.get("recommended") for p in res.get("pairs", [])):
         return _todo("train_speed_sweep")
     agree, differ = [], []
-    slower = {}  # (policy, XLA) -> the option's step time over the default's, per pair
+    slower = {}  # setting name -> the option's step time over the default's, one per pair
     for p in res["pairs"]:
         rec = p.get("recommended")
         ours = next((c for c in p.get("configs", []) if c["role"] == "ours"), None)
@@ -129,7 +129,7 @@ def _sweep_status(res, pipeline):
 
 
 def _setting(policy, jit):
-    return f"{'float32' if policy == 'float32' else policy} {'with' if jit else 'without'} XLA"
+    return f"{policy} {'with' if jit else 'without'} XLA"
 
 
 def _pipeline_status(res):
