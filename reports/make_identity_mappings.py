@@ -188,7 +188,10 @@ def ordering_check(results: Sequence[Tuple[str, Result, object]], best_label: st
     if total:
         lines.append(f"Pairwise agreement with the paper's order: {agree} of {total} pairs of the rows run so far.")
     best = [r for r, _ in have if label[id(r)] == best_label]
-    if best:
+    if len(have) < 2:
+        # One finished row ranks nothing: claiming it "is also our best" would be vacuous.
+        lines.append("No comparison yet: only one row of this table has finished.")
+    elif best:
         b = best[0]
         beaten = [r for r, _ in ours if r is not b and r.score() < b.score()]
         if not beaten:

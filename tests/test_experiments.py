@@ -391,3 +391,27 @@ def test_curves_are_in_the_papers_style(tmp_path):
         assert dashed.get_color() == solid.get_color()
     assert len({ln.get_color() for ln in ax_err.lines}) == 2
     orig(captured["fig"])
+
+
+class _FakeResult:
+    def __init__(self, error):
+        self.error = error
+
+    def has_result(self):
+        return True
+
+    def score(self):
+        return self.error
+
+    def mean_std(self):
+        return self.error, 0.0, 1
+
+
+def test_ordering_check_claims_no_best_row_from_a_single_run():
+    one = R.ordering_check([("full pre-activation", _FakeResult(16.15), 6.37)], "full pre-activation")
+    assert not any("also our best" in line for line in one)
+    assert any("only one row" in line for line in one)
+    two = R.ordering_check([("full pre-activation", _FakeResult(16.15), 6.37),
+                            ("original", _FakeResult(17.0), 6.61)], "full pre-activation")
+    assert any("also our best" in line for line in two)
+    assert any("1 of 1 pairs" in line for line in two)
