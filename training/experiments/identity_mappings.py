@@ -40,7 +40,7 @@ Defaults for a 2-core CPU (``--scale cpu``) and why
   Tables 1-2 ~15 weeks.
 * 10 epochs of ``cifar_cpu_short`` (one-cycle: 2-epoch warm-up to lr 0.2, linear decay to 0;
   Nesterov SGD, coupled L2 5e-4, label smoothing 0.1, the papers' pad/crop/flip): ~55 minutes
-  per ResNet-20 run (measured: 57 min). Measured at 10 epochs: full pre-activation, seed 0,
+  per ResNet-20 run (measured: 57 min, its first 3 epochs sharing the cores with a CI run). Measured at 10 epochs: full pre-activation, seed 0,
   83.85% top-1 (16.15% error) on CIFAR-10 (JPEG q75 copy) -- far from the papers' 164-epoch
   errors, so the report compares orderings, not absolute errors. It is the project's measured CPU
   recipe and the only one whose schedule stretches with ``--epochs`` (the paper recipes decay
