@@ -23,12 +23,15 @@ SECTIONS = {
     "train_speed": ("bench/results/train_speed.json", "python -m bench.train_speed"),
     "train_speed_sweep": ("bench/results/train_speed_sweep.json",
                           "python -m bench.train_speed --sweep --out bench/results/train_speed_sweep.json"),
+    "train_speed_sweep_avx512": ("bench/results/train_speed_sweep_avx512.json",
+                                 "python -m bench.train_speed --pairs cifar_resnetv2,cifar_densenet --sweep "
+                                 "--out bench/results/train_speed_sweep_avx512.json"),
     "input_pipeline": ("bench/results/input_pipeline.json", "python -m bench.input_pipeline"),
     "serving_latency": ("bench/results/serving_latency.json", "python -m bench.serving_latency"),
     "scaling": ("bench/results/scaling.json", "python -m bench.scaling"),
     "densenet_memory": ("bench/results/densenet_memory.json", "python -m bench.densenet_memory"),
 }
-BLOCK = re.compile(r"(<!-- result: (?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /result -->)", re.S)
+BLOCK = re.compile(r"(<!-- result: (?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /result -->)", re.S)
 
 
 def densenet_memory_markdown(res):

@@ -220,6 +220,19 @@ def test_report_sweep_status_met_and_missed():
     assert report._sweep_status(None, None).startswith("not measured yet")
 
 
+def test_machine_line_names_the_bfloat16_instructions():
+    """Captions tell an AVX2-only CPU, AVX-512 without bf16 and AVX-512 with AVX512_BF16 apart:
+    the project's machines have been each, and mixed_bfloat16's speed depends on it."""
+    from bench import common
+
+    base = {"cpu": "AMD EPYC", "cores": 2, "avx2": True, "amx": []}
+    assert common.machine_line(dict(base, avx512=[])) == "AMD EPYC, 2 cores, AVX2, no AVX-512, no AMX"
+    assert common.machine_line(dict(base, avx512=["avx512f"], avx512_bf16=False)) == (
+        "AMD EPYC, 2 cores, AVX2, AVX-512 without AVX512_BF16, no AMX")
+    assert common.machine_line(dict(base, avx512=["avx512_bf16", "avx512f"], avx512_bf16=True, amx=["amx_bf16"])) == (
+        "AMD EPYC, 2 cores, AVX2, AVX-512 with AVX512_BF16, AMX")
+
+
 def test_report_ignores_quick_results(tmp_path):
     from bench import report
 
@@ -233,6 +246,11 @@ def test_report_check_of_benchmarks_md():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     text = (ROOT / "BENCHMARKS.md").read_text()
+    from bench import report
+
+    # Every section has a block the report fills (a name the block pattern cannot match would
+    # leave its block silently empty, and --check would still pass).
+    assert {m.group("name") for m in report.BLOCK.finditer(text)} >= set(report.SECTIONS)
     for command in ("python -m bench.train_speed", "python -m bench.input_pipeline",
                     "python -m bench.serving_latency", "python -m bench.scaling", "python -m bench.densenet_memory"):
         assert f"`{command}" in text
