@@ -91,8 +91,8 @@ def check_common_args(
         )
     if weights is not None and not isinstance(weights, (str, os.PathLike)):
         raise ValueError(
-            "`weights` must be None, a zoo model name or a path to a .weights.h5 "
-            f"file; received {weights!r}."
+            "`weights` must be None, 'imagenet', a zoo model name or a path to a "
+            f".weights.h5 file; received {weights!r}."
         )
     return resolve_input_shape(
         input_shape, input_tensor, default_input_shape, min_size, include_preprocessing
@@ -179,16 +179,82 @@ def classification_head(x, *, include_top, pooling, classes, classifier_activati
     return x
 
 
+IMAGENET = "imagenet"
+
+
+class KerasApplicationsWeights:
+    """`weights="imagenet"`: keras.applications' ImageNet weights of the same network.
+
+    keras.applications downloads them once into ~/.keras/models; they are copied with
+    `set_weights`, which works because the networks with a `ModelSpec.imagenet_weights`
+    hold their weights in keras.applications' order (tests/test_keras_applications.py).
+    """
+
+    def __init__(self, application):
+        self.application = application
+
+    def load_into(self, model, *, architecture, include_top):
+        try:
+            reference = getattr(keras.applications, self.application)(
+                weights=IMAGENET, include_top=include_top)
+        except Exception as error:
+            raise RuntimeError(
+                f"Could not get the ImageNet weights of keras.applications.{self.application}: "
+                "keras.applications downloads them once from the internet into "
+                f"~/.keras/models and reads them from there afterwards. Underlying error: {error}"
+            ) from error
+        theirs = reference.get_weights()
+        del reference
+        ours = [tuple(w.shape) for w in model.weights]
+        mismatch = [i for i, (a, b) in enumerate(zip(ours, theirs)) if a != tuple(b.shape)]
+        if len(ours) != len(theirs) or mismatch:
+            first = mismatch[0] if mismatch else min(len(ours), len(theirs))
+            where = model.weights[first].path if first < len(ours) else "past the model's last"
+            raise ValueError(
+                f"keras.applications.{self.application}'s ImageNet weights do not fit model "
+                f"{model.name!r}: {len(theirs)} arrays against the model's {len(ours)}, first "
+                f"difference at array {first} ({where}). "
+                f"Build the network as registered, get_model({architecture!r}, weights='imagenet'), "
+                "without arguments that change its layers."
+            )
+        model.set_weights(theirs)
+        return model
+
+
+def imagenet_weights(architecture, *, classes, include_top):
+    """The KerasApplicationsWeights for `weights="imagenet"`, after checking the request."""
+    from keras_preact import registry
+
+    sources = registry.imagenet_weight_sources()
+    if architecture not in sources:
+        raise ValueError(
+            "weights='imagenet' loads keras.applications' ImageNet weights, so it exists for "
+            f"the networks that are keras.applications' own: {', '.join(sources)}. "
+            f"{architecture!r} is not one of them; pass weights=None (random initialization), "
+            "a zoo model name (keras_preact.list_zoo()) or the path of a .weights.h5 file."
+        )
+    if include_top and classes != 1000:
+        raise ValueError(
+            f"weights='imagenet' with include_top=True needs classes=1000 (ImageNet's); "
+            f"received classes={classes}. Pass include_top=False to put your own head on "
+            "the ImageNet features."
+        )
+    return KerasApplicationsWeights(sources[architecture])
+
+
 def resolve_weights(weights, *, architecture, classes, include_top):
-    """Path to the weight file for `weights` (None, zoo name, or file path).
+    """Where the weights for `weights` (None, "imagenet", zoo name, or file path) come from.
 
     Checked before the model is built, so a typo costs no build time.
     `architecture` is the registry name of the network being built; zoo
-    weights of another architecture are refused by name.
+    weights of another architecture are refused by name. Returns None, a
+    file path, or a KerasApplicationsWeights.
     """
     if weights is None:
         return None
     weights = os.fspath(weights)
+    if weights == IMAGENET:
+        return imagenet_weights(architecture, classes=classes, include_top=include_top)
     from keras_preact import zoo  # Local import: zoo reads model cards lazily.
 
     known = zoo.list_zoo()
@@ -201,8 +267,8 @@ def resolve_weights(weights, *, architecture, classes, include_top):
     raise ValueError(
         f"Unknown `weights`: received weights={weights!r}, which is neither a zoo "
         f"model nor an existing file. Valid zoo models: "
-        f"{', '.join(known) if known else '(none installed)'}; or pass None, or "
-        "the path of a .weights.h5 file."
+        f"{', '.join(known) if known else '(none installed)'}; or pass None, 'imagenet' "
+        "(keras.applications' networks only), or the path of a .weights.h5 file."
     )
 
 
@@ -321,7 +387,7 @@ def build_model(body, *, arch_name, stem, include_top, weights, input_shape, inp
         default_input_shape=defaults["input_shape"],
         min_size=defaults["min_size"],
     )
-    weights_path = resolve_weights(
+    weights_source = resolve_weights(
         weights, architecture=arch_name, classes=classes, include_top=include_top
     )
     inputs, x = model_inputs(input_shape, input_tensor)
@@ -339,4 +405,6 @@ def build_model(body, *, arch_name, stem, include_top, weights, input_shape, inp
     # layer: ResNet-1202 (~4,000 layers) needs more than the default 1,000.
     sys.setrecursionlimit(max(sys.getrecursionlimit(), DEEP_GRAPH_RECURSION_LIMIT))
     model = keras.Model(inputs, x, name=name or arch_name)
-    return load_weights(model, weights_path, include_top=include_top)
+    if isinstance(weights_source, KerasApplicationsWeights):
+        return weights_source.load_into(model, architecture=arch_name, include_top=include_top)
+    return load_weights(model, weights_source, include_top=include_top)

@@ -436,8 +436,10 @@ def DenseNet(
             linear instead of quadratic in depth; same weights (same order),
             outputs, gradients and moving statistics. Defaults to False.
         include_top: bool. Include the classifier. Defaults to True.
-        weights: None, a zoo model name, or a `.weights.h5` path. Defaults to
-            None.
+        weights: None, a zoo model name, a `.weights.h5` path, or "imagenet"
+            (keras.applications' ImageNet weights, downloaded by
+            keras.applications; for `densenet121`, `densenet169` and `densenet201`, which are
+            keras.applications' networks layer for layer). Defaults to None.
         input_shape: tuple. Defaults to None: (32, 32, 3) for
             CIFAR, (224, 224, 3) for ImageNet.
         input_tensor: Keras tensor to use as input. Defaults to None.
@@ -550,6 +552,7 @@ for _name, (_depth, _k, _params, _source, _convention, _error) in IMAGENET_NETS.
         family="densenet", dataset="imagenet",
         paper="Huang et al., CVPR 2017, Tables 1 and 3 (ImageNet, DenseNet-BC)",
         params=_params, params_source=_source, params_convention=_convention, error=_error,
+        imagenet_weights=f"DenseNet{_depth}" if _source == "keras.applications" else None,
     ))
 
 

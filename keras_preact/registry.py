@@ -39,6 +39,10 @@ class ModelSpec:
             the paper's rounding.
         error: published test error in % (CIFAR-10 with augmentation, or
             ImageNet top-1 single crop), or None.
+        imagenet_weights: the keras.applications model this network is,
+            layer for layer (e.g. "ResNet50V2"), whose ImageNet weights
+            `weights="imagenet"` loads; None for networks keras.applications
+            has no weights of.
     """
 
     name: str
@@ -52,6 +56,7 @@ class ModelSpec:
     params_convention: str = "trainable"
     params_precision: int = 0
     error: Optional[float] = None
+    imagenet_weights: Optional[str] = None
 
     @property
     def input_shape(self):
@@ -87,6 +92,13 @@ def get_model_spec(name):
             f"Unknown model {name!r}.{hint} Valid names: {', '.join(list_models())}."
         )
     return _REGISTRY[key]
+
+
+def imagenet_weight_sources():
+    """{registry name: keras.applications model name} of every network whose
+    ImageNet weights `weights="imagenet"` loads from keras.applications."""
+    return {name: spec.imagenet_weights for name, spec in sorted(_REGISTRY.items())
+            if spec.imagenet_weights}
 
 
 def get_model(name, **kwargs):

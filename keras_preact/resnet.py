@@ -523,8 +523,11 @@ def ResNet(
             depth, and so is inference once trained or with this flag on.
         include_top: bool. Include the global-average-pool + Dense
             classifier. Defaults to True.
-        weights: None, a zoo model name (see `keras_preact.list_zoo()`), or
-            the path of a `.weights.h5` file. Defaults to None.
+        weights: None, a zoo model name (see `keras_preact.list_zoo()`), the
+            path of a `.weights.h5` file, or "imagenet" (keras.applications'
+            ImageNet weights, downloaded by keras.applications; for `resnet50`,
+            `resnet101` and `resnet152`, which are keras.applications' networks
+            layer for layer). Defaults to None.
         input_shape: tuple. (height, width, channels); None entries allowed
             for height/width. Defaults to None: (32, 32, 3) for
             CIFAR, (224, 224, 3) for ImageNet.
@@ -613,6 +616,7 @@ for _depth, _params in IMAGENET_PARAMS.items():
         paper="He et al., CVPR 2016, Table 1 (ImageNet)"
         + ("; layout and weights of keras.applications ResNet" + str(_depth) if _keras else ""),
         params=_params, params_source="torchvision",
+        imagenet_weights=f"ResNet{_depth}" if _keras else None,
     ))
 
 

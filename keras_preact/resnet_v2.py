@@ -110,8 +110,10 @@ def ResNetV2(
             overflows float32 to NaN; training mode is finite at any depth, and
             so is inference once trained or with this flag on.
         include_top: bool. Include the classifier. Defaults to True.
-        weights: None, a zoo model name, or a `.weights.h5` path. Defaults to
-            None.
+        weights: None, a zoo model name, a `.weights.h5` path, or "imagenet"
+            (keras.applications' ImageNet weights, downloaded by
+            keras.applications; for `resnet50v2`, `resnet101v2` and `resnet152v2`, which are
+            keras.applications' networks layer for layer). Defaults to None.
         input_shape: tuple. Defaults to None: (32, 32, 3) for
             CIFAR, (224, 224, 3) for ImageNet.
         input_tensor: Keras tensor to use as input. Defaults to None.
@@ -206,6 +208,7 @@ for _name, (_depth, _params) in KERAS_V2.items():
         family="resnetv2", dataset="imagenet",
         paper="He et al., ECCV 2016; layout and weights of keras.applications " + _name,
         params=_params, params_source="keras.applications", params_convention="keras",
+        imagenet_weights=f"ResNet{_depth}V2",
     ))
 
 

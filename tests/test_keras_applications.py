@@ -2,6 +2,8 @@
 compute the same function: `ours.set_weights(theirs.get_weights())` gives the
 same outputs (within 1e-4) on random input."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -56,3 +58,83 @@ def test_preprocessing_inside_matches_preprocess_input(application, mode):
         ours(pixels, training=False), theirs(preprocess(pixels.copy()), training=False),
         atol=1e-4, rtol=0,
     )
+
+
+# --------------------------------------------------------------------------- weights="imagenet"
+# keras.applications downloads ImageNet weights, which CI cannot. The tests stand in for the
+# download: keras.applications builds the network with random weights and records it, so
+# what must hold is that ours ends with exactly those weights and computes the same function.
+
+
+@pytest.fixture
+def offline_applications(monkeypatch):
+    """Replace keras.applications.ResNet50V2 and ResNet50 by recording, download-free stand-ins."""
+    built = []
+
+    def stand_in_for(original):
+        def stand_in(weights="imagenet", **kwargs):
+            assert weights == "imagenet"
+            keras.utils.set_random_seed(7)
+            model = original(weights=None, **kwargs)
+            built.append((kwargs, model))
+            return model
+        return stand_in
+
+    for name in ("ResNet50V2", "ResNet50"):
+        monkeypatch.setattr(keras.applications, name, stand_in_for(getattr(keras.applications, name)))
+    return built
+
+
+def test_imagenet_weights_are_keras_applications_weights(offline_applications):
+    ours = keras_preact.ResNet50V2(weights="imagenet", classifier_activation=None)
+    [(kwargs, theirs)] = offline_applications
+    assert kwargs["include_top"] is True
+    for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    pixels = np.random.RandomState(2).randint(0, 256, (1, 224, 224, 3)).astype("float32")
+    np.testing.assert_allclose(
+        keras.activations.softmax(ours(pixels, training=False)),
+        theirs(keras.applications.resnet_v2.preprocess_input(pixels.copy()), training=False),
+        atol=1e-5, rtol=0)
+
+
+def test_imagenet_weights_without_top_at_another_size(offline_applications):
+    ours = keras_preact.ResNet50V2(weights="imagenet", include_top=False, pooling="avg",
+                                   input_shape=(96, 96, 3))
+    [(kwargs, theirs)] = offline_applications
+    assert kwargs["include_top"] is False
+    assert ours.output_shape == (None, 2048)
+    for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: keras_preact.ResNetV2_164(weights="imagenet"),
+     "'resnetv2_164' is not one of them"),
+    (lambda: keras_preact.get_model("resnetv2_50", weights="imagenet"),
+     "the networks that are keras.applications' own: densenet121, densenet169, densenet201, "
+     "resnet101, resnet101v2, resnet152, resnet152v2, resnet50, resnet50v2."),
+    (lambda: keras_preact.ResNet50V2(weights="imagenet", classes=10),
+     "needs classes=1000 (ImageNet's); received classes=10. Pass include_top=False"),
+])
+def test_imagenet_weights_refused_before_building(monkeypatch, build, message):
+    monkeypatch.setattr(keras.applications, "ResNet50V2", lambda **kw: pytest.fail("built"))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build()
+
+
+def test_imagenet_weights_that_do_not_fit_are_refused(offline_applications):
+    # resnet50 without keras.applications' conv biases: the same registry name, fewer arrays.
+    with pytest.raises(ValueError, match=r"ResNet50's ImageNet weights do not fit model 'resnet50': "
+                                         r"320 arrays against the model.s 267, first difference at array 5"):
+        keras_preact.ResNet50(weights="imagenet", conv_bias=False)
+
+
+def test_imagenet_download_failure_says_what_happened(monkeypatch):
+    def offline(**kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -3]")
+
+    monkeypatch.setattr(keras.applications, "DenseNet121", offline)
+    with pytest.raises(RuntimeError, match=r"ImageNet weights of keras.applications.DenseNet121: "
+                                           r"keras.applications downloads them .* URL fetch failure"):
+        keras_preact.DenseNet121(weights="imagenet")
