@@ -37,7 +37,11 @@ Defaults for a 2-core CPU (``--scale cpu``) and why
   training/configs.py ``CifarCpuShort``), ~5.5 minutes per epoch with the test pass; ~1.9 s per
   step with one other training run on the cores. ResNet-56 costs ~3x that, ResNet-110 ~6x: at
   the paper's depth and 164 epochs one run would take ~4 days here, the 27 ResNet runs of
-  Tables 1-2 ~15 weeks.
+  Tables 1-2 ~15 weeks. Machines differ between sessions: on the 2026-11-29 one (AMD EPYC
+  Zen 4, AVX-512) a 10-epoch ResNet-20 run took 34 min with one thread
+  (``TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1``) while a second single-threaded
+  training run shared the two cores (about 3.1 min, 280 images/s, per epoch each: the runs'
+  ``run.json``).
 * 10 epochs of ``cifar_cpu_short`` (one-cycle: 2-epoch warm-up to lr 0.2, linear decay to 0;
   Nesterov SGD, coupled L2 5e-4, label smoothing 0.1, the papers' pad/crop/flip): ~55 minutes
   per ResNet-20 run (measured: 57 min, its first 3 epochs sharing the cores with a CI run). Measured at 10 epochs: full pre-activation, seed 0,
