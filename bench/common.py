@@ -19,30 +19,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-
-def cpu_summary():
-    """CPU model, core count and the SIMD/matrix flags that decide CPU training speed."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name":
-                    model = value.strip()
-                elif key == "flags":
-                    flags = set(value.split())
-    except OSError:
-        pass
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "avx2": "avx2" in flags,
-        "fma": "fma" in flags,
-        "avx512": sorted(f for f in flags if f.startswith("avx512")),
-        "amx": sorted(f for f in flags if f.startswith("amx")),
-        "avx512_bf16": "avx512_bf16" in flags,
-    }
+from training.report import cpu_summary  # noqa: E402  (one reader of /proc/cpuinfo for runs and benches)
 
 
 def machine():

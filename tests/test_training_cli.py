@@ -95,6 +95,11 @@ def test_full_tiny_run_outputs_contract_and_evaluate(tmp_path):
     assert r["data"]["skipped_count"] == 1 and r["data"]["train"]["skipped_files"] == [bad]
     assert r["final"]["test_examples"] == 9 and 0 <= r["final"]["test_top1"] <= 1
     assert r["versions"]["tensorflow"] and r["versions"]["keras"]
+    # The CPU's instruction sets, read from /proc/cpuinfo as the benches read them.
+    from training.report import cpu_summary
+
+    flags = cpu_summary()
+    assert r["hardware"]["cpu_flags"] == {k: flags[k] for k in ("avx2", "fma", "avx512", "amx", "avx512_bf16")}
     assert len([ln for ln in open(os.path.join(md, "train.log"))]) == 2
 
     out_json = str(tmp_path / "eval.json")

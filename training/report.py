@@ -33,22 +33,42 @@ def versions() -> dict:
     return out
 
 
-def hardware(strategy=None) -> dict:
-    import tensorflow as tf
-
-    cpu = platform.processor() or ""
+def cpu_summary():
+    """CPU model, core count and the SIMD/matrix flags that decide CPU training speed."""
+    model, flags = platform.processor() or platform.machine(), set()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name":
+                    model = value.strip()
+                elif key == "flags":
+                    flags = set(value.split())
     except OSError:
         pass
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "avx2": "avx2" in flags,
+        "fma": "fma" in flags,
+        "avx512": sorted(f for f in flags if f.startswith("avx512")),
+        "amx": sorted(f for f in flags if f.startswith("amx")),
+        "avx512_bf16": "avx512_bf16" in flags,
+    }
+
+
+def hardware(strategy=None) -> dict:
+    import tensorflow as tf
+
+    cpu = cpu_summary()
     out = {
         "machine": platform.machine(),
         "system": platform.system(),
-        "cpu": cpu,
+        "cpu": cpu["cpu"],
+        # The project's CPUs have differed between sessions (with and without AVX-512 /
+        # AVX512_BF16), and the flags decide CPU training speed and which dtype is fast.
+        "cpu_flags": {key: cpu[key] for key in ("avx2", "fma", "avx512", "amx", "avx512_bf16")},
         "cpu_count": os.cpu_count(),
         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
     }
