@@ -249,8 +249,9 @@ class CifarCpuShort(TrainConfig):
     costs precision, and XLA does not reliably help fp32. The recipe uses float32 without
     jit_compile. (A later machine with AVX512_BF16 ran the step 2.4-2.8x faster and bf16 at
     0.93-1.05x of fp32, still not reliably faster: BENCHMARKS.md, "The sweep again on an
-    AVX512_BF16 CPU". There an epoch took 3.3 min with one thread beside a second training run.) At ~0.75-0.95 s/step on a quiet machine an epoch (390 steps) takes
-    ~5-6 minutes, so 12 epochs + per-epoch test evaluation is about an hour; the epoch
+    AVX512_BF16 CPU". There an epoch took about 3.3 min with one thread beside a second
+    training run, 2 min with two threads alone.) At ~0.75-0.95 s/step on a quiet machine an
+    epoch (390 steps) takes ~5-6 minutes, so 12 epochs + per-epoch test evaluation is about an hour; the epoch
     count is the only knob to turn for a different budget (``--epochs``; the schedule
     stretches with it). Our estimate (not a measurement) is roughly 89-90% top-1 on
     CIFAR-10 (JPEG q75 copy) for ResNet-20 in 12 epochs; for the >= 91% target use
