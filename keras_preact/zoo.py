@@ -515,6 +515,11 @@ def build_card(name, run, model, weights_file, evaluation, *, dataset, dataset_l
             "replicas": record.get("replicas"),
             "hardware": record.get("hardware"),
             "wall_time_s": record.get("wall_time_s"),
+            # A warm-started run (training.train --init_from) names the run it continued,
+            # and the totals over every cycle.
+            "init_from": record.get("init_from"),
+            "epochs_total": record.get("epochs_total"),
+            "wall_time_total_s": record.get("wall_time_total_s"),
         },
         "weights": {
             "file": f"{name}.weights.h5",
@@ -563,8 +568,22 @@ def _duration(seconds):
 
 
 def _epoch_count(card):
-    epochs = card["recipe"].get("epochs")
-    return len(epochs) if isinstance(epochs, list) else epochs
+    """Epochs trained; '70 (40 + 30)' for a run that continued others (--init_from)."""
+    recipe = card["recipe"]
+    epochs = recipe.get("epochs")
+    epochs = len(epochs) if isinstance(epochs, list) else epochs
+    cycles, previous = [epochs], recipe.get("init_from")
+    while previous:
+        cycles.insert(0, previous.get("epochs"))
+        previous = previous.get("init_from")
+    if len(cycles) == 1:
+        return epochs
+    return f"{recipe.get('epochs_total') or sum(cycles)} ({' + '.join(str(c) for c in cycles)})"
+
+
+def _training_time(card):
+    recipe = card["recipe"]
+    return _duration(recipe.get("wall_time_total_s") or recipe.get("wall_time_s"))
 
 
 def render_model_readme(card):
@@ -585,7 +604,7 @@ def render_model_readme(card):
 
 | top-1 | top-5 | params | FLOPs (mult-adds) | input | epochs | training time |
 |---|---|---|---|---|---|---|
-| {_percent(card['top1'])} | {_percent(card['top5'])} | {_millions(card['params'])} | {_millions(card['flops'])} | {height}x{width} RGB | {_epoch_count(card)} | {_duration(card["recipe"].get("wall_time_s"))} |
+| {_percent(card['top1'])} | {_percent(card['top5'])} | {_millions(card['params'])} | {_millions(card['flops'])} | {height}x{width} RGB | {_epoch_count(card)} | {_training_time(card)} |
 
 Top-1/top-5 on the full `{evaluation['split']}` split of {card['dataset']} ({evaluation['num_examples']} images).
 {paper_line}Reproduce: `{evaluation['command']}`

@@ -132,3 +132,62 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     with open(os.path.join(md, "run.json")) as f:
         r = json.load(f)
     assert "non-finite" in r["status"] and len(r["epochs"]) == 1
+
+
+def test_init_from_starts_from_a_finished_run_and_keeps_the_totals(tmp_path):
+    root = make_folder(tmp_path / "ds")
+    first, second, other = (str(tmp_path / n) for n in ("first", "second", "other"))
+    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={first}")
+    assert rc == 0, err[-3000:]
+    with open(os.path.join(first, "run.json")) as f:
+        r1 = json.load(f)
+
+    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={second}",
+                       f"--init_from={first}", "--epochs=2")
+    assert rc == 0, err[-3000:]
+    with open(os.path.join(second, "run.json")) as f:
+        r2 = json.load(f)
+    init = r2["init_from"]
+    assert init["model_dir"] == first and init["weights_sha256"] == r1["final"]["weights_sha256"]
+    assert (init["config"], init["epochs"], init["epochs_total"]) == ("smoke", 1, 1)
+    assert r2["epochs_total"] == 3 and len(r2["epochs"]) == 2
+    assert r2["wall_time_total_s"] == pytest.approx(r1["wall_time_s"] + r2["wall_time_s"], abs=0.2)
+    # A third cycle chains the totals of both before it.
+    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={tmp_path}/third",
+                       f"--init_from={second}")
+    assert rc == 0, err[-3000:]
+    with open(tmp_path / "third" / "run.json") as f:
+        r3 = json.load(f)
+    assert r3["init_from"]["epochs_total"] == 3 and r3["epochs_total"] == 4
+    assert r3["init_from"]["init_from"]["model_dir"] == first
+
+    # Weights that are not the ones run.json recorded are refused (so the load really happens).
+    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={other}", "--seed=1")
+    assert rc == 0, err[-3000:]
+    import shutil
+
+    shutil.copy(os.path.join(other, "final.weights.h5"), os.path.join(first, "final.weights.h5"))
+    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={tmp_path}/x",
+                       f"--init_from={first}")
+    assert_clean_error(rc, out, err, "is not the weights its run.json recorded")
+
+
+def test_init_from_errors(tmp_path):
+    root = make_folder(tmp_path / "ds")
+    md = str(tmp_path / "v1")
+    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={md}")
+    assert rc == 0, err[-3000:]
+    rc, out, err = run("training.train", "--model=resnetv2_20", "--config=smoke", "--batch_size=8",
+                       f"--dataset=folder:{root}", f"--model_dir={tmp_path}/v2", f"--init_from={md}")
+    assert_clean_error(rc, out, err, "another model", "'resnet_20' there", "'resnetv2_20' now")
+    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={tmp_path}/y",
+                       f"--init_from={tmp_path}/missing")
+    assert_clean_error(rc, out, err, "must be the model_dir of a finished training run")
+    with open(os.path.join(md, "run.json")) as f:
+        r = json.load(f)
+    r["status"] = "running"
+    with open(os.path.join(md, "run.json"), "w") as f:
+        json.dump(r, f)
+    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={tmp_path}/z",
+                       f"--init_from={md}")
+    assert_clean_error(rc, out, err, "is not a finished run", "'running'")

@@ -90,14 +90,23 @@ def test_imagenet_divides_every_30_epochs(name):
     assert s.lr_at(90 * spe - 1) == pytest.approx(0.001)
 
 
-def test_short_cpu_recipe_warms_up_then_decays_to_zero():
-    cfg, s = _resolve("cifar_cpu_short")
+@pytest.mark.parametrize("name", ["cifar_cpu_short", "cifar_cpu_long", "cifar_cpu_anneal"])
+def test_short_cpu_recipe_warms_up_then_decays_to_zero(name):
+    cfg, s = _resolve(name)
     spe = CIFAR_TRAIN // cfg.batch_size
     assert s.lr_at(0) == pytest.approx(cfg.learning_rate * cfg.warmup_factor)
     assert s.lr_at(int(cfg.warmup_epochs * spe)) == pytest.approx(cfg.learning_rate)
     assert s.lr_at(s.total_steps - 1) < 0.01 * cfg.learning_rate
     lrs = [s.lr_at(i) for i in range(int(cfg.warmup_epochs * spe), s.total_steps, 97)]
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_anneal_recipe_is_a_gentler_second_cycle_of_the_long_one():
+    long_cfg, anneal = configs.get_config("cifar_cpu_long"), configs.get_config("cifar_cpu_anneal")
+    assert anneal.learning_rate == pytest.approx(long_cfg.learning_rate / 4)
+    assert (anneal.epochs, long_cfg.epochs) == (30, 40)
+    differs = {k for k, v in anneal.to_dict().items() if long_cfg.to_dict()[k] != v}
+    assert differs == {"name", "recipe_doc", "epochs", "learning_rate", "warmup_epochs"}
 
 
 @pytest.mark.parametrize("name", ["resnet_cifar", "resnet_cifar_warmup", "densenet_cifar", "cifar_cpu_short"])

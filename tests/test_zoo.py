@@ -235,3 +235,19 @@ def test_copying_a_zoo_folder_keeps_it_valid(zoo_copy, tmp_path, monkeypatch):
     shutil.copytree(zoo_copy, moved)
     monkeypatch.setenv("KERAS_PREACT_ZOO", str(moved))
     assert zoo.resolve_weights(ZOO_NAME, architecture=ARCHITECTURE, classes=3, include_top=True)
+
+
+def test_readmes_show_every_cycle_of_a_warm_started_run(tiny_zoo):
+    """A run continued with training.train --init_from shows its epochs and time over all cycles."""
+    card = json.loads(json.dumps(zoo.get_card(ZOO_NAME)))
+    card["recipe"].update(
+        epochs=[{"epoch": e} for e in range(1, 31)], wall_time_s=5400.0, epochs_total=70,
+        wall_time_total_s=13320.0,
+        init_from={"model_dir": "training/results/x_cifar_cpu_long", "epochs": 40, "epochs_total": 40,
+                   "wall_time_total_s": 7920.0, "init_from": None})
+    row = [line for line in zoo.render_model_readme(card).splitlines() if line.startswith("| ")][-1]
+    assert row.endswith("| 70 (40 + 30) | 3.7 h |"), row
+    zoo_row = [line for line in zoo.render_zoo_readme([card]).splitlines() if ZOO_NAME in line][0]
+    assert zoo_row.endswith("| 70 (40 + 30) |"), zoo_row
+    # A single run still shows a plain count.
+    assert zoo._epoch_count(zoo.get_card(ZOO_NAME)) == 1

@@ -116,6 +116,9 @@ class RunSpec:
     # Builder overrides from --model_kwargs (e.g. the v2 paper's unit/shortcut ablations).
     # They are part of the checkpoint's identity: a resume with other overrides is refused.
     model_overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    # A finished run's model_dir whose final weights start this run (--init_from; e.g.
+    # cifar_cpu_anneal's second cycle). Part of the checkpoint's identity too.
+    init_from: Optional[str] = None
 
 
 def _kernel_variables(model, scope: str):
@@ -173,6 +176,7 @@ class Trainer:
         self.model_dir = os.path.abspath(run.model_dir)
         self.spec = keras_preact.get_model_spec(run.model)
         self.started = time.time()
+        self.init_record: Optional[dict] = None
         cfg = self.cfg
         if cfg.batch_size % self.replicas:
             raise RunError(f"--batch_size={cfg.batch_size} is not divisible by the {self.replicas} replicas; "
@@ -349,9 +353,65 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoint
     def _identity(self) -> dict:
-        return {"model": self.run.model, "dataset": data_lib.dataset_identity(self.run.dataset),
-                "model_kwargs": json.loads(json.dumps(self.model_kwargs)),
-                "num_classes": self.train_info.num_classes}
+        ident = {"model": self.run.model, "dataset": data_lib.dataset_identity(self.run.dataset),
+                 "model_kwargs": json.loads(json.dumps(self.model_kwargs)),
+                 "num_classes": self.train_info.num_classes}
+        if self.init_record:
+            ident["init_from"] = self.init_record["weights_sha256"]
+        return ident
+
+    def _read_init_from(self) -> Optional[dict]:
+        """What --init_from points at: a finished run of the same model on the same classes.
+
+        Returns the record run.json keeps of it (its recipe, epochs and wall time, chained
+        through its own init_from) so that the totals of a multi-cycle run stay visible.
+        """
+        src = self.run.init_from
+        if not src:
+            return None
+        run_json, weights = os.path.join(src, "run.json"), os.path.join(src, "final.weights.h5")
+        try:
+            with open(run_json) as f:
+                prev = json.load(f)
+        except (OSError, ValueError) as e:
+            raise RunError(f"--init_from={src} must be the model_dir of a finished training run "
+                           f"(run.json and final.weights.h5); reading {run_json} failed: {e}") from None
+        if prev.get("status") != "finished" or not os.path.exists(weights):
+            raise RunError(f"--init_from={src} is not a finished run (status {prev.get('status')!r}"
+                           f"{'' if os.path.exists(weights) else ', no final.weights.h5'}); finish it first "
+                           f"by re-running its own command")
+        mine = {"model": self.run.model, "model_kwargs": json.loads(json.dumps(self.model_kwargs)),
+                "class_names": self.train_info.class_names}
+        theirs = {k: prev.get(k) for k in mine}
+        if theirs != mine:
+            diff = [f"{k}: {theirs[k]!r} there, {mine[k]!r} now" for k in mine if theirs[k] != mine[k]]
+            raise RunError(f"--init_from={src} trained another model or classes ({'; '.join(diff)}); "
+                           f"a warm start needs the same architecture and classes")
+        before = prev.get("init_from") or {}
+        epochs = len(prev.get("epochs") or [])
+        return {"model_dir": src, "weights_sha256": (prev.get("final") or {}).get("weights_sha256"),
+                "config": (prev.get("config") or {}).get("name"), "epochs": epochs,
+                "epochs_total": int(before.get("epochs_total", 0)) + epochs,
+                "wall_time_s": prev.get("wall_time_s"),
+                "wall_time_total_s": round(float(before.get("wall_time_total_s", 0.0))
+                                           + float(prev.get("wall_time_s") or 0.0), 1),
+                "test_top1": (prev.get("final") or {}).get("test_top1"),
+                "command": prev.get("command"), "init_from": prev.get("init_from")}
+
+    def _load_init_weights(self) -> None:
+        """Start from --init_from's final weights (only when no checkpoint was resumed)."""
+        path = os.path.join(self.init_record["model_dir"], "final.weights.h5")
+        try:
+            with self.strategy.scope():
+                self.model.load_weights(path)
+        except ValueError as e:
+            raise RunError(f"--init_from weights {path} do not fit {self.run.model}: {e}") from None
+        got = weights_digest([np.asarray(w) for w in self.model.get_weights()])
+        if self.init_record["weights_sha256"] and got != self.init_record["weights_sha256"]:
+            raise RunError(f"{path} is not the weights its run.json recorded (sha256 {got[:12]}..., "
+                           f"run.json says {self.init_record['weights_sha256'][:12]}...)")
+        logging.info("Initialised from %s (%s, %d epoch(s), test top-1 %s)", path, self.init_record["config"],
+                     self.init_record["epochs"], self.init_record["test_top1"])
 
     def _restore(self) -> None:
         self.history: List[dict] = []
@@ -432,6 +492,10 @@ class Trainer:
             "wall_time_previous_s": self._prev_wall,
             "wall_time_s": round(self._prev_wall + time.time() - self.started, 1),
         }
+        if self.init_record:
+            rec["init_from"] = self.init_record
+            rec["epochs_total"] = self.init_record["epochs_total"] + len(self.history)
+            rec["wall_time_total_s"] = round(self.init_record["wall_time_total_s"] + rec["wall_time_s"], 1)
         return rec
 
     def _write_run_json(self, status: str, final: Optional[dict] = None) -> None:
@@ -457,7 +521,10 @@ class Trainer:
     def fit(self) -> dict:
         self._prepare_data()
         self._build()
+        self.init_record = self._read_init_from()
         self._restore()
+        if self.init_record and self.start_epoch == 0:
+            self._load_init_weights()
         self._write_run_json("running")
         cfg = self.cfg
         logging.info("Training %s on %s: %d epochs x %d steps (batch %d over %d replica(s), %d worker(s)), "

@@ -48,6 +48,8 @@ flags.DEFINE_enum("mixed_precision", None, ["none", "mixed_float16", "mixed_bflo
 flags.DEFINE_string("data_dir", None, "tensorflow-datasets data_dir holding prepared datasets.")
 flags.DEFINE_bool("download", False, "Let tensorflow-datasets download and prepare the dataset if missing.")
 flags.DEFINE_integer("seed", 0, "Random seed (weights init, shuffling, augmentation).")
+flags.DEFINE_string("init_from", None, "model_dir of a finished run of the same model whose final weights start "
+                    "this one (a warm restart, e.g. --config=cifar_cpu_anneal after cifar_cpu_long).")
 flags.DEFINE_bool("jit_compile", None, "XLA-compile the forward/backward pass (default: the recipe's).")
 flags.DEFINE_string("model_kwargs", None, "JSON object of extra keras_preact builder arguments, e.g. the v2 paper's "
                     "ablations: '{\"unit\": \"original\", \"shortcut\": \"conv1x1\"}'.")
@@ -166,6 +168,7 @@ def main(argv):
                        data_dir=FLAGS.data_dir, download=FLAGS.download, epochs_override=FLAGS.epochs is not None,
                        steps_per_epoch=FLAGS.steps_per_epoch, validation_steps=FLAGS.validation_steps,
                        seed=FLAGS.seed, strategy_name=strategy_name, model_overrides=model_overrides,
+                       init_from=FLAGS.init_from,
                        command=" ".join(shlex.quote(a) for a in sys.argv))
     trainer = None
     try:
