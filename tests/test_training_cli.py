@@ -160,6 +160,9 @@ def test_init_from_starts_from_a_finished_run_and_keeps_the_totals(tmp_path):
         r3 = json.load(f)
     assert r3["init_from"]["epochs_total"] == 3 and r3["epochs_total"] == 4
     assert r3["init_from"]["init_from"]["model_dir"] == first
+    # Resuming needs the same --init_from: it is part of the checkpoint's identity.
+    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={second}", "--epochs=2")
+    assert_clean_error(rc, out, err, "checkpoint of a different run", "init_from:", "None now")
 
     # Weights that are not the ones run.json recorded are refused (so the load really happens).
     rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={other}", "--seed=1")

@@ -421,7 +421,7 @@ class Trainer:
             return
         ident, mine = ckpt.meta.get("identity", {}), self._identity()
         if ident != mine:
-            diff = {k: (ident.get(k), mine.get(k)) for k in mine if ident.get(k) != mine.get(k)}
+            diff = {k: (ident.get(k), mine.get(k)) for k in {**ident, **mine} if ident.get(k) != mine.get(k)}
             raise RunError(f"--model_dir={self.model_dir} holds a checkpoint of a different run "
                            f"({', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in diff.items())}); "
                            f"use another --model_dir or the original flags")
