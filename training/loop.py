@@ -121,6 +121,13 @@ class RunSpec:
     init_from: Optional[str] = None
 
 
+def _differences(there: dict, now: dict) -> str:
+    """'key: <there> there, <now> now' for every key whose value differs (either side may lack it)."""
+    keys = {**there, **now}
+    return ", ".join(f"{k}: {there.get(k)!r} there, {now.get(k)!r} now"
+                     for k in keys if there.get(k) != now.get(k))
+
+
 def _kernel_variables(model, scope: str):
     if scope == "all":
         return list(model.trainable_variables)
@@ -369,23 +376,21 @@ class Trainer:
         src = self.run.init_from
         if not src:
             return None
-        run_json, weights = os.path.join(src, "run.json"), os.path.join(src, "final.weights.h5")
+        from keras_preact import export
+
         try:
-            with open(run_json) as f:
-                prev = json.load(f)
-        except (OSError, ValueError) as e:
-            raise RunError(f"--init_from={src} must be the model_dir of a finished training run "
-                           f"(run.json and final.weights.h5); reading {run_json} failed: {e}") from None
-        if prev.get("status") != "finished" or not os.path.exists(weights):
-            raise RunError(f"--init_from={src} is not a finished run (status {prev.get('status')!r}"
-                           f"{'' if os.path.exists(weights) else ', no final.weights.h5'}); finish it first "
-                           f"by re-running its own command")
+            previous = export.read_run(src)  # run.json with its keys, and final.weights.h5
+        except ValueError as e:
+            raise RunError(f"--init_from={src} must be the model_dir of a finished training run: {e}") from None
+        prev = previous.record
+        if prev.get("status") != "finished":
+            raise RunError(f"--init_from={src} is not a finished run (status {prev.get('status')!r}); finish it "
+                           f"first by re-running its own command")
         mine = {"model": self.run.model, "model_kwargs": json.loads(json.dumps(self.model_kwargs)),
                 "class_names": self.train_info.class_names}
         theirs = {k: prev.get(k) for k in mine}
         if theirs != mine:
-            diff = [f"{k}: {theirs[k]!r} there, {mine[k]!r} now" for k in mine if theirs[k] != mine[k]]
-            raise RunError(f"--init_from={src} trained another model or classes ({'; '.join(diff)}); "
+            raise RunError(f"--init_from={src} trained another model or classes ({_differences(theirs, mine)}); "
                            f"a warm start needs the same architecture and classes")
         before = prev.get("init_from") or {}
         epochs = len(prev.get("epochs") or [])
@@ -400,7 +405,9 @@ class Trainer:
 
     def _load_init_weights(self) -> None:
         """Start from --init_from's final weights (only when no checkpoint was resumed)."""
-        path = os.path.join(self.init_record["model_dir"], "final.weights.h5")
+        from keras_preact import export
+
+        path = os.path.join(self.init_record["model_dir"], export.WEIGHTS_FILE)
         try:
             with self.strategy.scope():
                 self.model.load_weights(path)
@@ -421,9 +428,8 @@ class Trainer:
             return
         ident, mine = ckpt.meta.get("identity", {}), self._identity()
         if ident != mine:
-            diff = {k: (ident.get(k), mine.get(k)) for k in {**ident, **mine} if ident.get(k) != mine.get(k)}
             raise RunError(f"--model_dir={self.model_dir} holds a checkpoint of a different run "
-                           f"({', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in diff.items())}); "
+                           f"({_differences(ident, mine)}); "
                            f"use another --model_dir or the original flags")
         try:
             with self.strategy.scope():
