@@ -18,6 +18,7 @@ skipped unless ``--include_smoke``.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -37,7 +38,7 @@ class Result:
 
     def __init__(self, exp: G.Experiment, setting: G.Setting, results_dir: str):
         self.exp = exp
-        base = os.path.join(results_dir, setting.tag, exp.name)
+        self.base = base = os.path.join(results_dir, setting.tag, exp.name)
         seeds = set(exp.seeds)
         if os.path.isdir(base):  # seeds run beyond the grid's (--seeds) count too
             for d in os.listdir(base):
@@ -74,6 +75,16 @@ class Result:
         if self.diverged and not self.finished:
             return math.inf
         return self.mean_std()[0]
+
+    def gates(self) -> List[dict]:
+        """gates.json of the finished seeds (``identity_mappings gates``), by seed."""
+        out = []
+        for s, st in self.states.items():
+            path = os.path.join(self.base, f"seed{s}", G.GATES_FILE)
+            if st.state == "finished" and os.path.isfile(path):
+                with open(path) as f:
+                    out.append(json.load(f))
+        return out
 
     def records(self) -> List[dict]:
         return [st.record for st in self.states.values() if st.record]
@@ -206,6 +217,31 @@ def ordering_check(results: Sequence[Tuple[str, Result, object]], best_label: st
         ok = [r for r, _ in fails if math.isinf(r.score()) or r.score() > G.FAIL_THRESHOLD]
         lines.append(f"Paper \"fail\" rows that also fail here (>20% or diverged): {len(ok)} of {len(fails)}" +
                      (f" ({', '.join(label[id(r)] for r in ok)})" if ok else "") + ".")
+    return lines
+
+
+def gate_lines(results: Sequence[Tuple[str, Result]]) -> List[str]:
+    """Where training left the gates of the gating rows: mean g per unit, stage by stage."""
+    lines = []
+    for label, r in results:
+        for g in r.gates():
+            stages: Dict[str, List[float]] = {}
+            for unit, value in g["units"].items():
+                stages.setdefault(unit.split("_block")[0], []).append(value)
+            per_stage = "; ".join(f"{stage}: {' '.join(f'{v:.3f}' for v in vs)}" for stage, vs in stages.items())
+            shut = [v for v in g["units"].values() if v < 0.01]
+            lines.append(
+                f"Gates of {label} (seed {g['seed']}) after training, mean g per unit over the "
+                f"{g['images']:,} {g['split']} images: {per_stage}; at initialisation g = "
+                f"sigmoid({g['gate_bias_init']:g}) = {g['initial_gate']:.4f}. "
+                + (f"{len(shut)} of {len(g['units'])} units still have g < 0.01"
+                   + (", so they pass almost none of their residual function F (output (1-g)x + gF)."
+                      if g["shortcut"] == "exclusive_gating" else
+                      ", so their shortcut passes (1-g)x, nearly the identity.")
+                   if shut else f"Every unit's gate is at least 0.01."))
+    if lines:
+        lines.append(f"(Gate means: `python -m training.experiments.identity_mappings gates`, "
+                     f"stored in each run's {G.GATES_FILE}.)")
     return lines
 
 
@@ -356,6 +392,9 @@ def section(setting: G.Setting, results_dir: str, figures_dir: str, out_dir: str
           f"{params[r.exp.name]:,}"] for row, r in t1])
     lines += [""] + [f"- {ln}" for ln in ordering_check([(row.row, r, row.primary_error) for row, r in t1],
                                                           "original (identity)")] + [""]
+    gates = gate_lines([(row.row, r) for row, r in t1 if IM.is_gating(r.exp)])
+    if gates:
+        lines += [f"- {ln}" for ln in gates] + [""]
     p1 = os.path.join(figures_dir, f"{tag}_table1_shortcuts.png")
     ok = curves_figure(p1, [(row.row, r.curves()) for row, r in t1],
                        f"Shortcuts (v2 Table 1), ResNet-{d}, {G.DATASET_LABEL}", loss_label)

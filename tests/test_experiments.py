@@ -298,6 +298,22 @@ def test_smoke_run_trains_one_experiment_and_skips_it_after(tmp_path):
                        stats=fake_stats)
     assert f"Setting `{setting.tag}`" in md and "shortcut-only gating, bias init -6" in md
     assert os.path.exists(tmp_path / "fig" / f"{setting.tag}_table1_shortcuts.png")
+    assert "Gates of" not in md  # nothing measured yet
+    # gates: the trained run's mean g per unit over the test split, then in the report
+    out = io.StringIO()
+    assert IM.main(["gates", *args], out=out) == 0, out.getvalue()
+    assert "shortcut_only_gating_m6 seed 0: mean g per unit" in out.getvalue()
+    with open(os.path.join(run_dir, G.GATES_FILE)) as f:
+        gates = json.load(f)
+    assert list(gates["units"]) == ["conv2_block1", "conv3_block1", "conv4_block1"]  # depth 8: one unit a stage
+    assert gates["images"] == 9 and gates["split"] == "test" and gates["gate_bias_init"] == -6.0
+    assert all(0.0 < g < 1.0 for g in gates["units"].values())
+    md = R.make_report(str(results), str(tmp_path / "r.md"), str(tmp_path / "fig"), DEFAULT, include_smoke=True,
+                       stats=fake_stats)
+    assert "Gates of shortcut-only gating, bias init -6 (seed 0) after training, mean g per unit over the 9 test" in md
+    # without the (never committed) final weights there is nothing to measure: say so, exit 2
+    os.remove(os.path.join(run_dir, "final.weights.h5"))
+    assert IM.main(["gates", *args], out=io.StringIO()) == 2
 
 
 def test_trainer_rejects_bad_model_kwargs_in_one_line(tmp_path):
@@ -415,3 +431,33 @@ def test_ordering_check_claims_no_best_row_from_a_single_run():
                             ("original", _FakeResult(17.0), 6.61)], "full pre-activation")
     assert any("also our best" in line for line in two)
     assert any("1 of 1 pairs" in line for line in two)
+
+
+def test_gate_means_reads_every_units_gate():
+    """With the gates' kernels zeroed, g = sigmoid(b_g) everywhere, whatever the image."""
+    model = keras_preact.get_model("resnetv2_20", classes=10, unit="original", shortcut="exclusive_gating",
+                                   gate_bias_init=-6.0)
+    gates = [layer for layer in model.layers if layer.name.endswith("_gate_conv")]
+    for layer in gates:
+        kernel, bias = layer.get_weights()
+        layer.set_weights([np.zeros_like(kernel), bias])
+    images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    means = keras_preact.analysis.gate_means(model, images)
+    assert list(means) == [f"conv{s}_block{b}" for s in (2, 3, 4) for b in (1, 2, 3)]
+    np.testing.assert_allclose(list(means.values()), 1 / (1 + np.exp(6.0)), rtol=1e-5)
+    with pytest.raises(ValueError, match="no gate layers.*exclusive_gating"):
+        keras_preact.analysis.gate_means(keras_preact.get_model("resnetv2_20", classes=10), images)
+
+
+def test_report_says_which_gates_stayed_shut(tmp_path):
+    res = tmp_path / "results"
+    path = write_run(res, DEFAULT, "exclusive_gating_m6", 0, error=24.41)
+    units = {"conv2_block1": 0.094, "conv3_block2": 0.006, "conv4_block1": 0.003}
+    with open(os.path.join(path, G.GATES_FILE), "w") as f:
+        json.dump({"seed": 0, "shortcut": "exclusive_gating", "gate_bias_init": -6.0, "initial_gate": 0.0025,
+                   "split": "test", "images": 10000, "units": units}, f)
+    md = R.make_report(str(res), str(tmp_path / "im.md"), str(tmp_path / "fig"), DEFAULT, stats=fake_stats)
+    assert ("Gates of exclusive gating, bias init -6 (seed 0) after training, mean g per unit over the 10,000 test "
+            "images: conv2: 0.094; conv3: 0.006; conv4: 0.003; at initialisation g = sigmoid(-6) = 0.0025. "
+            "2 of 3 units still have g < 0.01") in md
+    assert "pass almost none of their residual function" in md

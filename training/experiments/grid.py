@@ -349,6 +349,7 @@ def run_dir(results_dir: str, setting: Setting, exp: Experiment, seed: int) -> s
 
 
 LOCK = ".runner.lock"
+GATES_FILE = "gates.json"  # written by identity_mappings gates, read by the report
 
 
 def _pid_alive(pid: int) -> bool:

@@ -3,6 +3,7 @@ r"""Reproduce the orderings of the v2 paper's Tables 1-3 and DenseNet-BC's param
     python -m training.experiments.identity_mappings plan              # the grid, params, CPU hours
     python -m training.experiments.identity_mappings run               # train what is not done yet
     python -m training.experiments.identity_mappings status            # what is done
+    python -m training.experiments.identity_mappings gates             # gating runs: mean g per unit
     python -m reports.make_identity_mappings                           # reports/identity_mappings.md
 
 Options: ``--group table1|table2|densenet|all``, ``--only NAME[,NAME|GLOB]``, ``--scale cpu|paper``,
@@ -67,11 +68,18 @@ the papers' own recipes (``resnet_cifar_warmup``: 64k iterations with the 400-it
 warm-up; ``densenet_cifar``: 300 epochs), and DenseNet-BC-100 (k=12) vs ResNetV2-56 (matched)
 and vs ResNetV2-164 (the paper's comparison).
 
+``gates`` loads each finished gating run's final weights (exclusive and shortcut-only gating)
+and writes ``gates.json`` beside its run.json: the mean gate value g per residual unit over the
+whole test split (``keras_preact.analysis.gate_means``). The weights stay local, so gates.json
+is what the report reads to say whether a gate that starts nearly shut (b_g = -6: g = 0.0025)
+opened during a short schedule.
+
 Runs: ``<results_dir>/<setting tag>/<experiment>/seed<S>/``, each a plain
 ``training.train`` model_dir (the builder overrides go in through its ``--model_kwargs``), so ``run`` resumes a partial run through the trainer's own
 checkpoint, and skips finished runs and runs that diverged (NaN: a result, the paper's
 "fail"). A lock file keeps two ``run`` processes off the same run. Commit the results with
-``git add training/experiments/results`` (its .gitignore keeps only run.json and train.log).
+``git add training/experiments/results`` (its .gitignore keeps only run.json, train.log and
+gates.json).
 
 Exit status: 0 done; 2 bad arguments or a run that failed to start (its output.log says why);
 128+N interrupted by signal N (the run in progress keeps its finished epochs; re-run to resume).
@@ -80,6 +88,8 @@ Exit status: 0 done; 2 bad arguments or a run that failed to start (its output.l
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import shlex
 import signal
@@ -123,7 +133,7 @@ def _positive(text: str) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.experiments.identity_mappings",
                                 description="v2-paper Tables 1-3 and DenseNet-BC vs ResNetV2 on CIFAR-10.")
-    p.add_argument("command", choices=("plan", "run", "status"))
+    p.add_argument("command", choices=("plan", "run", "status", "gates"))
     p.add_argument("--group", default="all", choices=("all",) + G.GROUPS)
     p.add_argument("--only", default=None, help="comma-separated experiment names or globs")
     p.add_argument("--scale", default="cpu", choices=tuple(G.SCALES))
@@ -361,6 +371,49 @@ def run_all(exps, setting, results_dir, dataset, max_runs=None, dry_run=False, o
     return 0
 
 
+# --------------------------------------------------------------------------- gates
+def is_gating(e: G.Experiment) -> bool:
+    return str(e.kwargs.get("shortcut", "")).endswith("_gating")
+
+
+def _test_images(dataset: str):
+    """The whole test split as one float32 array (a 10,000-image CIFAR split is 123 MB)."""
+    import numpy as np
+    from training.data import load_split
+
+    data, _ = load_split(dataset, "test")
+    return np.stack([image for image, _ in data.as_numpy_iterator()]).astype("float32")
+
+
+def measure_gates(exps, setting, results_dir, dataset, out=sys.stdout) -> int:
+    """Write gates.json (mean g per unit over the test split) for every finished gating run."""
+    from keras_preact.analysis import gate_means
+    from keras_preact.export import build_trained_model, read_run
+
+    todo = [(e, s, G.run_dir(results_dir, setting, e, s)) for e, s in G.run_order([e for e in exps if is_gating(e)])]
+    todo = [(e, s, path) for e, s, path in todo if G.run_state(path).state == "finished"]
+    if not todo:
+        print(f"no finished gating runs in setting {setting.tag}: nothing to measure.", file=out)
+        return 0
+    images = _test_images(dataset)
+    for e, s, path in todo:
+        try:
+            model = build_trained_model(read_run(path))
+        except ValueError as error:  # final.weights.h5 stays local: a fresh clone has none
+            print(f"error: {e.name} seed {s}: {error}", file=sys.stderr)
+            return 2
+        means = gate_means(model, images)
+        bias = float(e.kwargs["gate_bias_init"])
+        record = {"experiment": e.name, "seed": s, "shortcut": e.kwargs["shortcut"], "gate_bias_init": bias,
+                  "initial_gate": 1.0 / (1.0 + math.exp(-bias)), "split": "test", "images": int(len(images)),
+                  "dataset": G.DATASET_LABEL, "units": means,
+                  "command": "python -m training.experiments.identity_mappings gates"}
+        with open(os.path.join(path, G.GATES_FILE), "w") as f:
+            json.dump(record, f, indent=1)
+        print(f"{e.name} seed {s}: mean g per unit " + " ".join(f"{v:.3f}" for v in means.values()), file=out)
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 def main(argv: Optional[Sequence[str]] = None, out=sys.stdout) -> int:
     a = parser().parse_args(argv)
@@ -377,6 +430,8 @@ def main(argv: Optional[Sequence[str]] = None, out=sys.stdout) -> int:
     if a.command == "status":
         print("\n".join(status_lines(exps, setting, results_dir)), file=out)
         return 0
+    if a.command == "gates":
+        return measure_gates(exps, setting, results_dir, _dataset(a.dataset), out)
     return run_all(exps, setting, results_dir, _dataset(a.dataset), a.max_runs, a.dry_run, out)
 
 
