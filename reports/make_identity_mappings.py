@@ -238,7 +238,7 @@ def gate_lines(results: Sequence[Tuple[str, Result]]) -> List[str]:
                    + (", so they pass almost none of their residual function F (output (1-g)x + gF)."
                       if g["shortcut"] == "exclusive_gating" else
                       ", so their shortcut passes (1-g)x, nearly the identity.")
-                   if shut else f"Every unit's gate is at least 0.01."))
+                   if shut else "Every unit's gate is at least 0.01."))
     if lines:
         lines.append(f"(Gate means: `python -m training.experiments.identity_mappings gates`, "
                      f"stored in each run's {G.GATES_FILE}.)")

@@ -307,6 +307,7 @@ def test_smoke_run_trains_one_experiment_and_skips_it_after(tmp_path):
         gates = json.load(f)
     assert list(gates["units"]) == ["conv2_block1", "conv3_block1", "conv4_block1"]  # depth 8: one unit a stage
     assert gates["images"] == 9 and gates["split"] == "test" and gates["gate_bias_init"] == -6.0
+    assert gates["dataset"] == f"folder:{ds}"  # the images measured, not a label it may not deserve
     assert all(0.0 < g < 1.0 for g in gates["units"].values())
     md = R.make_report(str(results), str(tmp_path / "r.md"), str(tmp_path / "fig"), DEFAULT, include_smoke=True,
                        stats=fake_stats)

@@ -406,7 +406,7 @@ def measure_gates(exps, setting, results_dir, dataset, out=sys.stdout) -> int:
         bias = float(e.kwargs["gate_bias_init"])
         record = {"experiment": e.name, "seed": s, "shortcut": e.kwargs["shortcut"], "gate_bias_init": bias,
                   "initial_gate": 1.0 / (1.0 + math.exp(-bias)), "split": "test", "images": int(len(images)),
-                  "dataset": G.DATASET_LABEL, "units": means,
+                  "dataset": dataset.replace(ROOT + os.sep, ""), "units": means,
                   "command": "python -m training.experiments.identity_mappings gates"}
         with open(os.path.join(path, G.GATES_FILE), "w") as f:
             json.dump(record, f, indent=1)
