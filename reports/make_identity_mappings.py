@@ -217,6 +217,11 @@ def ordering_check(results: Sequence[Tuple[str, Result, object]], best_label: st
         ok = [r for r, _ in fails if math.isinf(r.score()) or r.score() > G.FAIL_THRESHOLD]
         lines.append(f"Paper \"fail\" rows that also fail here (>20% or diverged): {len(ok)} of {len(fails)}" +
                      (f" ({', '.join(label[id(r)] for r in ok)})" if ok else "") + ".")
+    new_fails = [(r, p) for r, p in have if p != G.FAIL and (math.isinf(r.score()) or r.score() > G.FAIL_THRESHOLD)]
+    if new_fails:
+        lines.append("Not reproduced: fail here (>20% or diverged) but not in the paper: " + "; ".join(
+            f"{label[id(r)]} ({'diverged' if math.isinf(r.score()) else f'{r.score():.2f}%'} vs the paper's {p:.2f}%)"
+            for r, p in new_fails) + ".")
     return lines
 
 

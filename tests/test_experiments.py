@@ -366,6 +366,11 @@ def test_report_on_synthetic_runs(tmp_path):
     assert "in progress (4/10 epochs)" in md and "not run yet" in md
     assert "Paper \"fail\" rows that also fail here (>20% or diverged): 2 of 2" in md
     assert "Not reproduced: 1 row(s) beat original (identity): 1x1 conv shortcut" in md
+    assert "fail here (>20% or diverged) but not in the paper" not in md
+    write_run(res, DEFAULT, "exclusive_gating_m7", 0, error=39.7)  # paper: 9.81
+    md = R.make_report(str(res), str(tmp_path / "reports" / "im.md"), str(fig), DEFAULT, stats=fake_stats)
+    assert ("Not reproduced: fail here (>20% or diverged) but not in the paper: "
+            "exclusive gating, bias init -7 (39.70% vs the paper's 9.81%).") in md
     assert "pre-activation better, as in the paper" in md
     assert "P1 (~0.27M): DenseNet-BC-52 (k=12) vs ResNetV2-20" in md and "DenseNet-BC better" in md
     assert "Setting `cpu_d56_e10`" in md and "**7.00**" in md
