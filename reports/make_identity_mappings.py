@@ -76,6 +76,11 @@ class Result:
             return math.inf
         return self.mean_std()[0]
 
+    def fails(self) -> bool:
+        """The paper's "fail": error above 20%, or diverged."""
+        s = self.score()
+        return s is not None and (math.isinf(s) or s > G.FAIL_THRESHOLD)
+
     def gates(self) -> List[dict]:
         """gates.json of the finished seeds (``identity_mappings gates``), by seed."""
         out = []
@@ -105,7 +110,7 @@ class Result:
         parts = []
         if n:
             cell = f"**{m:.2f}**" if n == 1 else f"**{m:.2f} ± {sd:.2f}**"
-            if m > G.FAIL_THRESHOLD:
+            if self.fails():
                 cell += " (fail: >20%)"
             parts.append(cell)
         if self.diverged:
@@ -145,6 +150,10 @@ def _fmt_paper(v) -> str:
     return f"{v:.2f}"
 
 
+def _error_text(score: float, unit: str = "%") -> str:
+    return "diverged" if math.isinf(score) else f"{score:.2f}{unit}"
+
+
 def _paper_key(v) -> float:
     return math.inf if v == G.FAIL else float(v)
 
@@ -164,7 +173,7 @@ def _compare(a: Result, b: Result) -> str:
     if sa is None or sb is None:
         return "not run yet"
     if math.isinf(sa) or math.isinf(sb):
-        return f"{'diverged' if math.isinf(sa) else f'{sa:.2f}%'} vs {'diverged' if math.isinf(sb) else f'{sb:.2f}%'}"
+        return f"{_error_text(sa)} vs {_error_text(sb)}"
     d = sa - sb
     noise = _noise(a, b)
     if noise is None:
@@ -184,7 +193,7 @@ def ordering_check(results: Sequence[Tuple[str, Result, object]], best_label: st
         return ["Ordering: not run yet."]
     ours = sorted(have, key=lambda t: t[0].score())
     lines = ["Our ranking (lowest error first): " + ", ".join(
-        f"{label[id(r)]} {'diverged' if math.isinf(r.score()) else f'{r.score():.2f}'}" for r, _ in ours) + "."]
+        f"{label[id(r)]} {_error_text(r.score(), unit='')}" for r, _ in ours) + "."]
     agree = total = 0
     for i in range(len(have)):
         for j in range(i + 1, len(have)):
@@ -214,13 +223,13 @@ def ordering_check(results: Sequence[Tuple[str, Result, object]], best_label: st
                 f"{label[id(r)]} ({_compare(r, b)})" for r in beaten) + ".")
     fails = [(r, p) for r, p in have if p == G.FAIL]
     if fails:
-        ok = [r for r, _ in fails if math.isinf(r.score()) or r.score() > G.FAIL_THRESHOLD]
+        ok = [r for r, _ in fails if r.fails()]
         lines.append(f"Paper \"fail\" rows that also fail here (>20% or diverged): {len(ok)} of {len(fails)}" +
                      (f" ({', '.join(label[id(r)] for r in ok)})" if ok else "") + ".")
-    new_fails = [(r, p) for r, p in have if p != G.FAIL and (math.isinf(r.score()) or r.score() > G.FAIL_THRESHOLD)]
+    new_fails = [(r, p) for r, p in have if p != G.FAIL and r.fails()]
     if new_fails:
         lines.append("Not reproduced: fail here (>20% or diverged) but not in the paper: " + "; ".join(
-            f"{label[id(r)]} ({'diverged' if math.isinf(r.score()) else f'{r.score():.2f}%'} vs the paper's {p:.2f}%)"
+            f"{label[id(r)]} ({_error_text(r.score())} vs the paper's {p:.2f}%)"
             for r, p in new_fails) + ".")
     return lines
 

@@ -428,6 +428,8 @@ class _FakeResult:
     def mean_std(self):
         return self.error, 0.0, 1
 
+    fails = R.Result.fails
+
 
 def test_ordering_check_claims_no_best_row_from_a_single_run():
     one = R.ordering_check([("full pre-activation", _FakeResult(16.15), 6.37)], "full pre-activation")
