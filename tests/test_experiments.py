@@ -215,6 +215,31 @@ def test_run_skips_done_runs_resumes_partial_and_respects_locks(tmp_path):
                     "--dataset", f"folder:{tmp_path}/missing"], out=io.StringIO()) == 2
 
 
+def test_run_does_not_retrain_a_run_another_runner_finished_after_the_listing(tmp_path, monkeypatch):
+    """The to-do list is made at start; a run finished by a second runner since then is skipped,
+    not resumed again (which re-evaluated it and rewrote its run.json)."""
+    results, ds, marker = tmp_path / "results", tmp_path / "ds", tmp_path / "trained"
+    ds.mkdir()
+    setting = G.Setting(depth=20, epochs=10)
+    write_run(results, setting, "conv1x1", 0, status="running", epochs=5)
+    monkeypatch.setattr(IM, "train_command", lambda *a: [sys.executable, "-c", f"open({str(marker)!r}, 'w')"])
+    take_lock = IM._take_lock
+
+    def another_runner_finishes_it_first(path):
+        write_run(results, setting, "conv1x1", 0, error=12.0)
+        return take_lock(path)
+
+    monkeypatch.setattr(IM, "_take_lock", another_runner_finishes_it_first)
+    out = io.StringIO()
+    assert IM.main(["run", "--only", "conv1x1", "--results_dir", str(results), "--dataset", f"folder:{ds}"],
+                   out=out) == 0
+    assert "0 of 1 runs done; 1 to go" in out.getvalue()
+    assert "another runner finished it meanwhile (finished)" in out.getvalue()
+    assert not marker.exists()
+    path = G.run_dir(str(results), setting, next(e for e in G.build_grid(setting) if e.name == "conv1x1"), 0)
+    assert not os.path.exists(os.path.join(path, G.LOCK))
+
+
 def test_run_forwards_sigterm_to_the_training_and_exits_128_plus_n(tmp_path, monkeypatch):
     """SIGTERM to the runner stops the training child (which checkpoints its finished epochs
     and exits 128+15), releases the lock and exits 143 -- without training anything here."""

@@ -324,6 +324,11 @@ def run_all(exps, setting, results_dir, dataset, max_runs=None, dry_run=False, o
             if not _take_lock(path):
                 print(f"{what}: skipped, another runner (pid {G.lock_owner(path)}) is training it", file=out)
                 continue
+            st = G.run_state(path)  # `todo` was listed at start: another runner may have finished it since
+            if st.done:
+                _release_lock(path)
+                print(f"{what}: skipped, another runner finished it meanwhile ({st.state})", file=out, flush=True)
+                continue
             started += 1
             resume = f" (resuming after epoch {st.epochs_done})" if st.epochs_done else ""
             print(f"{what}: training{resume}; log {os.path.join(path, 'output.log')}", file=out, flush=True)
