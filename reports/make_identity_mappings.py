@@ -101,6 +101,11 @@ class Result:
             return "/".join(map(str, done))
         return str(setting.epochs) if setting.epochs is not None else "recipe"
 
+    def minutes_cell(self) -> str:
+        walls = [st.record.get("wall_time_s") for st in self.states.values()
+                 if st.state == "finished" and st.record and st.record.get("wall_time_s")]
+        return f"{sum(walls) / len(walls) / 60:.0f}" if walls else "–"
+
     def seeds_cell(self) -> str:
         fin = sorted(self.finished) + sorted(self.diverged)
         return f"{len(fin)}/{len(self.planned)}" + (f" ({','.join(map(str, sorted(fin)))})" if fin else "")
@@ -370,6 +375,7 @@ def section(setting: G.Setting, results_dir: str, figures_dir: str, out_dir: str
     exps = G.build_grid(setting)
     res = {e.name: Result(e, setting, results_dir) for e in exps}
     params = {e.name: stats(e.model, e.kwargs)[0] for e in exps}
+    madds = {e.name: stats(e.model, e.kwargs)[1] for e in exps}
     tag = setting.tag
     d = setting.depth
     eps = setting.epochs if setting.epochs is not None else "recipe"
@@ -463,11 +469,14 @@ def section(setting: G.Setting, results_dir: str, figures_dir: str, out_dir: str
     pairs: Dict[str, List[Tuple[str, Result]]] = {}
     for row, r in td:
         pairs.setdefault(r.exp.pair, []).append((row.row, r))
-        rows.append([r.exp.pair or "", row.row, f"{params[r.exp.name]:,}", r.ours_cell(), r.epochs_cell(setting),
-                     r.seeds_cell(), row.paper[0][0] + ": " + _fmt_paper(row.paper[0][1]) if row.paper else
+        rows.append([r.exp.pair or "", row.row, f"{params[r.exp.name]:,}", f"{madds[r.exp.name] / 1e6:.0f}M",
+                     r.ours_cell(), r.epochs_cell(setting), r.seeds_cell(), r.minutes_cell(), row.paper[0][0] + ": " + _fmt_paper(row.paper[0][1]) if row.paper else
                      "– (no paper row at this size)"])
-    lines += _table(["pair", "model", "params", "ours", "epochs", "seeds", "paper C10+ error"], rows)
-    lines.append("")
+    lines += _table(["pair", "model", "params", "MAdds/image", "ours", "epochs", "seeds", "training min/run",
+                     "paper C10+ error"], rows)
+    lines += ["", "Training min/run: mean `wall_time_s` of the finished seeds' run.json files. The runs mostly "
+              "went two side by side on the 2-core CPU, one training thread each, but not always, so the "
+              "times compare only roughly; the multiply-adds are exact.", ""]
     for pair, members in pairs.items():
         dense = [m for m in members if m[1].exp.family == "densenet"]
         resn = [m for m in members if m[1].exp.family != "densenet"]
@@ -477,7 +486,9 @@ def section(setting: G.Setting, results_dir: str, figures_dir: str, out_dir: str
             v = _compare(dn, rn)
             if dn.has_result() and rn.has_result():
                 v = ("DenseNet-BC better: " if dn.score() < rn.score() else "DenseNet-BC not better: ") + v
-            lines.append(f"- {pair}: {dl} vs {rl} ({ratio:.2f}x the parameters): {v}.")
+            cost = madds[dn.exp.name] / madds[rn.exp.name]
+            lines.append(f"- {pair}: {dl} vs {rl} ({ratio:.2f}x the parameters, {cost:.1f}x the multiply-adds "
+                         f"per image): {v}.")
     dense_all = [(row.row, r) for row, r in td if r.exp.family == "densenet"]
     res_all = [(row.row, r) for row, r in td if r.exp.family != "densenet"]
     for dl, dn in dense_all:

@@ -398,6 +398,10 @@ def test_report_on_synthetic_runs(tmp_path):
             "exclusive gating, bias init -7 (39.70% vs the paper's 9.81%).") in md
     assert "pre-activation better, as in the paper" in md
     assert "P1 (~0.27M): DenseNet-BC-52 (k=12) vs ResNetV2-20" in md and "DenseNet-BC better" in md
+    assert "(0.97x the parameters, 2.6x the multiply-adds per image)" in md
+    # params, MAdds/image, ours, epochs, seeds, mean wall minutes of the finished seeds (3300 s each)
+    assert "| DenseNet-BC-52 (k=12) | 264,586 | 106M | **8.10** | 10 | 1/3 (0) | 55 |" in md
+    assert "| ResNetV2-56 | 272,282 | 41M | not run yet | 10 | 0/1 | – |" in md
     assert "Setting `cpu_d56_e10`" in md and "**7.00**" in md
     names = ["table1_shortcuts", "table2_units", "table3_original_vs_preact", "densenet_curves",
              "densenet_params_vs_error"]
