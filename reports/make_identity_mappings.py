@@ -374,8 +374,9 @@ def section(setting: G.Setting, results_dir: str, figures_dir: str, out_dir: str
             stats: Callable = G.model_stats) -> Tuple[List[str], dict]:
     exps = G.build_grid(setting)
     res = {e.name: Result(e, setting, results_dir) for e in exps}
-    params = {e.name: stats(e.model, e.kwargs)[0] for e in exps}
-    madds = {e.name: stats(e.model, e.kwargs)[1] for e in exps}
+    cost = {e.name: stats(e.model, e.kwargs) for e in exps}
+    params = {name: p for name, (p, _) in cost.items()}
+    madds = {name: m for name, (_, m) in cost.items()}
     tag = setting.tag
     d = setting.depth
     eps = setting.epochs if setting.epochs is not None else "recipe"
@@ -469,9 +470,10 @@ def section(setting: G.Setting, results_dir: str, figures_dir: str, out_dir: str
     pairs: Dict[str, List[Tuple[str, Result]]] = {}
     for row, r in td:
         pairs.setdefault(r.exp.pair, []).append((row.row, r))
+        paper = (row.paper[0][0] + ": " + _fmt_paper(row.paper[0][1]) if row.paper else
+                 "– (no paper row at this size)")
         rows.append([r.exp.pair or "", row.row, f"{params[r.exp.name]:,}", f"{madds[r.exp.name] / 1e6:.0f}M",
-                     r.ours_cell(), r.epochs_cell(setting), r.seeds_cell(), r.minutes_cell(), row.paper[0][0] + ": " + _fmt_paper(row.paper[0][1]) if row.paper else
-                     "– (no paper row at this size)"])
+                     r.ours_cell(), r.epochs_cell(setting), r.seeds_cell(), r.minutes_cell(), paper])
     lines += _table(["pair", "model", "params", "MAdds/image", "ours", "epochs", "seeds", "training min/run",
                      "paper C10+ error"], rows)
     lines += ["", "Training min/run: mean `wall_time_s` of the finished seeds' run.json files. The runs mostly "
@@ -486,8 +488,8 @@ def section(setting: G.Setting, results_dir: str, figures_dir: str, out_dir: str
             v = _compare(dn, rn)
             if dn.has_result() and rn.has_result():
                 v = ("DenseNet-BC better: " if dn.score() < rn.score() else "DenseNet-BC not better: ") + v
-            cost = madds[dn.exp.name] / madds[rn.exp.name]
-            lines.append(f"- {pair}: {dl} vs {rl} ({ratio:.2f}x the parameters, {cost:.1f}x the multiply-adds "
+            madds_ratio = madds[dn.exp.name] / madds[rn.exp.name]
+            lines.append(f"- {pair}: {dl} vs {rl} ({ratio:.2f}x the parameters, {madds_ratio:.1f}x the multiply-adds "
                          f"per image): {v}.")
     dense_all = [(row.row, r) for row, r in td if r.exp.family == "densenet"]
     res_all = [(row.row, r) for row, r in td if r.exp.family != "densenet"]
