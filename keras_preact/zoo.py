@@ -442,15 +442,20 @@ def _preprocessing_of(model):
 
 
 def _relative_to_repo(dataset):
-    """`folder:PATH` with PATH relative to the repo when it lies inside it (portable commands)."""
+    """`folder:PATH` with PATH relative to the repo when it lies inside the repo or beside it.
+
+    Cards are read on other machines, so an absolute path of ours (`/work/shared/...`) would
+    mean nothing there; `../shared/...` is the layout the README documents.
+    """
     if not dataset.startswith("folder:"):
         return dataset
     path = Path(dataset[len("folder:"):]).resolve()
     repo = Path(__file__).resolve().parent.parent
-    try:
+    if path.is_relative_to(repo):
         return f"folder:{path.relative_to(repo)}"
-    except ValueError:
-        return f"folder:{path}"
+    if path.is_relative_to(repo.parent):
+        return f"folder:{Path('..') / path.relative_to(repo.parent)}"
+    return f"folder:{path}"
 
 
 def build_card(name, run, model, weights_file, evaluation, *, dataset, dataset_label, split,

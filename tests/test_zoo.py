@@ -192,10 +192,30 @@ def test_empty_zoo_readme_says_how_to_publish(tmp_path, monkeypatch):
     assert "keras-preact publish" in zoo.write_zoo_readme().read_text()
 
 
+def test_card_names_the_dataset_by_a_path_that_works_on_other_machines():
+    # Inside the repo or beside it (the documented ../shared layout): relative to the repo root.
+    assert zoo._relative_to_repo(f"folder:{REPO / 'data' / 'c10'}") == "folder:data/c10"
+    beside = REPO.parent / "shared" / "datasets" / "c10.tar.gz"
+    assert zoo._relative_to_repo(f"folder:{beside}") == "folder:../shared/datasets/c10.tar.gz"
+    # Anywhere else there is no portable form: the absolute path, and tfds names untouched.
+    assert zoo._relative_to_repo("folder:/opt/c10") == "folder:/opt/c10"
+    assert zoo._relative_to_repo("cifar10") == "cifar10"
+
+
 # --- The real zoo: every card's CI-slice numbers, and (slow) its full-split numbers ---------
 
 REAL_ZOO = REPO / "zoo"
 REAL_MODELS = sorted(p.parent.name for p in REAL_ZOO.glob("*/model_card.json"))
+
+
+@pytest.mark.parametrize("name", REAL_MODELS)
+def test_real_zoo_cards_name_no_path_of_our_machine(name):
+    card = json.loads((REAL_ZOO / name / "model_card.json").read_text())
+    readme = (REAL_ZOO / name / "README.md").read_text()
+    source = card["evaluation"]["dataset"]
+    assert not source.startswith("folder:/"), source  # an absolute path means nothing elsewhere
+    assert f"--dataset {source} " in card["evaluation"]["command"]
+    assert f"--dataset {source} " in readme and "folder:/" not in readme
 
 
 def _real_card_dataset(card, monkeypatch):
