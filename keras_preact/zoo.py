@@ -449,13 +449,16 @@ def _relative_to_repo(dataset):
     """
     if not dataset.startswith("folder:"):
         return dataset
-    path = Path(dataset[len("folder:"):]).resolve()
-    repo = Path(__file__).resolve().parent.parent
-    if path.is_relative_to(repo):
-        return f"folder:{path.relative_to(repo)}"
-    if path.is_relative_to(repo.parent):
-        return f"folder:{Path('..') / path.relative_to(repo.parent)}"
-    return f"folder:{path}"
+    given, here = dataset[len("folder:"):], Path(__file__).parent.parent
+    # Compare the paths as written first: `../shared` is often a symlink, and resolving it
+    # would turn the portable `../shared/...` back into wherever the link points.
+    for resolve in (os.path.abspath, os.path.realpath):
+        path, repo = Path(resolve(given)), Path(resolve(here))
+        if path.is_relative_to(repo):
+            return f"folder:{path.relative_to(repo)}"
+        if path.is_relative_to(repo.parent):
+            return f"folder:{Path('..') / path.relative_to(repo.parent)}"
+    return f"folder:{os.path.abspath(given)}"
 
 
 def build_card(name, run, model, weights_file, evaluation, *, dataset, dataset_label, split,

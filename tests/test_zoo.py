@@ -192,11 +192,20 @@ def test_empty_zoo_readme_says_how_to_publish(tmp_path, monkeypatch):
     assert "keras-preact publish" in zoo.write_zoo_readme().read_text()
 
 
-def test_card_names_the_dataset_by_a_path_that_works_on_other_machines():
-    # Inside the repo or beside it (the documented ../shared layout): relative to the repo root.
-    assert zoo._relative_to_repo(f"folder:{REPO / 'data' / 'c10'}") == "folder:data/c10"
-    beside = REPO.parent / "shared" / "datasets" / "c10.tar.gz"
+def test_card_names_the_dataset_by_a_path_that_works_on_other_machines(tmp_path, monkeypatch):
+    # A checkout at tmp/repo with the documented ../shared beside it, here a symlink (as on CI).
+    repo = tmp_path / "repo"
+    (repo / "keras_preact").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "datasets").mkdir(parents=True)
+    (tmp_path / "shared").symlink_to(tmp_path / "elsewhere")
+    monkeypatch.setattr(zoo, "__file__", str(repo / "keras_preact" / "zoo.py"))
+    # Inside the repo or beside it: relative to the repo root, the symlink kept as written.
+    assert zoo._relative_to_repo(f"folder:{repo / 'data' / 'c10'}") == "folder:data/c10"
+    beside = tmp_path / "shared" / "datasets" / "c10.tar.gz"
     assert zoo._relative_to_repo(f"folder:{beside}") == "folder:../shared/datasets/c10.tar.gz"
+    monkeypatch.chdir(repo)
+    assert (zoo._relative_to_repo("folder:../shared/datasets/c10.tar.gz")
+            == "folder:../shared/datasets/c10.tar.gz")
     # Anywhere else there is no portable form: the absolute path, and tfds names untouched.
     assert zoo._relative_to_repo("folder:/opt/c10") == "folder:/opt/c10"
     assert zoo._relative_to_repo("cifar10") == "cifar10"
