@@ -310,6 +310,9 @@ def test_smoke_run_trains_one_experiment_and_skips_it_after(tmp_path):
     assert rec["model_kwargs"] == {"classes": 3, "depth": 8, "unit": "original",
                                    "shortcut": "shortcut_only_gating", "gate_bias_init": -6.0}
     assert len(rec["epochs"]) == 1 and rec["config"]["name"] == "cifar_cpu_short"
+    # the run's log names the ablation, not only the registry model it overrides
+    with open(os.path.join(run_dir, "output.log")) as f:
+        assert 'Training resnetv2_20 {"depth": 8, "gate_bias_init": -6.0' in f.read()
     # the builder really got the overrides: the exported model has the gates
     model = keras.saving.load_model(os.path.join(run_dir, "model.keras"))
     assert any(layer.name.endswith("_gate_conv") for layer in model.layers)

@@ -533,8 +533,11 @@ class Trainer:
             self._load_init_weights()
         self._write_run_json("running")
         cfg = self.cfg
-        logging.info("Training %s on %s: %d epochs x %d steps (batch %d over %d replica(s), %d worker(s)), "
-                     "config %s, model_dir %s", self.run.model, self.run.dataset, self.epochs, self.steps_per_epoch,
+        # The overrides go in the line: "densenet_bc_100_12" alone would hide a depth-52 ablation run.
+        overrides = f" {json.dumps(self.run.model_overrides, sort_keys=True)}" if self.run.model_overrides else ""
+        logging.info("Training %s%s on %s: %d epochs x %d steps (batch %d over %d replica(s), %d worker(s)), "
+                     "config %s, model_dir %s", self.run.model, overrides, self.run.dataset, self.epochs,
+                     self.steps_per_epoch,
                      cfg.batch_size, self.replicas, self.workers, cfg.name, self.model_dir)
         writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "tensorboard")) if self.chief else None
         fn = pipeline.train_dataset_fn(self.train_source, cfg.batch_size, cfg.augment, self.size,
