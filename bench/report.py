@@ -30,6 +30,7 @@ SECTIONS = {
     "serving_latency": ("bench/results/serving_latency.json", "python -m bench.serving_latency"),
     "scaling": ("bench/results/scaling.json", "python -m bench.scaling"),
     "densenet_memory": ("bench/results/densenet_memory.json", "python -m bench.densenet_memory"),
+    "jpeg_copy": ("bench/results/jpeg_copy.json", "python -m bench.jpeg_copy"),
 }
 BLOCK = re.compile(r"(<!-- result: (?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /result -->)", re.S)
 

@@ -125,6 +125,43 @@ def test_input_pipeline_quick(tmp_path):
     assert len(table_rows(stdout, ["training step fed by", "÷ synthetic (per-round range)"])) == 4
 
 
+def test_jpeg_copy_quick_reads_quality_and_subsampling_from_the_files(tmp_path):
+    """--quick writes train/ at quality 75 with 4:2:0 chroma (as the CIFAR-10 copy) and test/
+    at quality 90 with 4:4:4; the bench must tell them apart from the files alone."""
+    stdout, result = run_quick("bench.jpeg_copy", tmp_path)
+    train, test = result["splits"]["train"], result["splits"]["test"]
+    assert train["quality"] == {"75": 6} and train["subsampling"] == {"4:2:0": 6}
+    assert test["quality"] == {"90": 6} and test["subsampling"] == {"4:4:4": 6}
+    for split in (train, test):
+        assert split["sizes"] == {"32x32": 6} and split["files"] == 6
+        assert 0 < split["mean_coded_bytes"] < split["mean_bytes"]
+    assert train["bits_per_pixel"] < test["bits_per_pixel"] < 24
+    rows = table_rows(stdout, ["split", "IJG quality (files)", "chroma subsampling (files)"])
+    assert [r[:4] for r in rows] == [["train", "6", "75 (6)", "4:2:0 (6)"], ["test", "6", "90 (6)", "4:4:4 (6)"]]
+
+
+def test_jpeg_copy_counts_coded_bytes_and_refuses_what_is_not_a_jpeg(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from bench import jpeg_copy
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(buffer, format="JPEG", quality=75)
+    data = buffer.getvalue()
+    sos = data.index(b"\xff\xda")
+    header = int.from_bytes(data[sos + 2:sos + 4], "big")
+    assert jpeg_copy.coded_bytes(data) == len(data) - (sos + 2 + header) - 2
+    with pytest.raises(ValueError, match="no start-of-scan"):
+        jpeg_copy.coded_bytes(data[:sos])
+    folder = tmp_path / "split" / "class0"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(folder / "a.png")
+    with pytest.raises(ValueError, match=r"a\.png is PNG, not a JPEG file"):
+        jpeg_copy.describe_split(str(tmp_path / "split"), jpeg_copy.ijg_quality_by_tables())
+
+
 def test_serving_latency_quick(tmp_path):
     stdout, result = run_quick("bench.serving_latency", tmp_path)
     (model,) = result["models"]
