@@ -26,8 +26,8 @@ What is trained (``grid.py`` holds the grid; ``plan`` prints it)
 * ``densenet``: DenseNet-BC vs pre-activation ResNet at matched parameter counts (trainable
   parameters, computed with ``keras_preact.count_params``; ``grid.PAIRS`` lists them and a test
   recomputes them): P1 ResNetV2-20 (272,282) vs DenseNet-BC L=52, k=12 (264,586); P2
-  ResNetV2-56 (855,578) vs DenseNet-BC L=76, k=16 (857,258). P1's ResNet is Table 2's full
-  pre-activation run. The report also plots error against parameters, so "DenseNet-BC-52
+  ResNetV2-56 (855,578) vs the paper's DenseNet-BC L=100, k=12 (769,162, 0.90x). P1's ResNet is
+  Table 2's full pre-activation run. The report also plots error against parameters, so "DenseNet-BC-52
   (0.26M) vs ResNetV2-56 (0.86M)" answers the paper's "same accuracy with far fewer
   parameters" at this scale.
 
@@ -59,8 +59,8 @@ Defaults for a 2-core CPU (``--scale cpu``) and why
 * Run order: all first seeds before any second seed (the orderings are visible after one
   pass), the costly P2 pair last.
 * Estimated total (``plan``): ~58 CPU hours on a quiet machine (about 2.3x that while another
-  training run shares the cores): Table 1 ~14 h, Table 2 ~11 h, DenseNet pairs ~32 h (P2's
-  DenseNet-BC-76 alone ~15 h). The first pass (every experiment's first seed, P2 excluded) is
+  training run shares the cores): Table 1 ~14 h, Table 2 ~11 h, DenseNet pairs ~30 h (P2's
+  DenseNet-BC-100 alone ~13 h by the cost model; DenseNet-BC-52 ran at ~0.65x its estimate). The first pass (every experiment's first seed, P2 excluded) is
   ~19 h. ``--epochs 6`` cuts everything by ~40%.
 
 ``--scale paper`` (on a GPU): ResNet-110 (``--depth 164`` gives Table 2's bottleneck column),
