@@ -7,7 +7,7 @@
 Every accuracy measured here is on CIFAR-10 (JPEG q75 copy), and the zoo's ResNet-20 models stay
 about 3 points under the v1 paper's 91.25% on the original images. The original images cannot be
 downloaded on these machines, so this records what the copy keeps of them, read from the files
-themselves (headers only, nothing is decoded):
+themselves (headers and sizes; no image is decoded):
 
 - quality: each file's quantization tables, matched against the tables libjpeg writes for IJG
   quality 1..100 (the standard tables of the JPEG spec's Annex K, scaled; obtained by encoding a
@@ -45,7 +45,8 @@ def ijg_quality_by_tables():
         buffer = io.BytesIO()
         Image.new("RGB", (8, 8)).save(buffer, format="JPEG", quality=quality)
         buffer.seek(0)
-        known.setdefault(_table_key(Image.open(buffer)), quality)  # first wins: the lowest qualities share tables clipped at 255
+        # first wins: the lowest qualities share tables (clipped at 255)
+        known.setdefault(_table_key(Image.open(buffer)), quality)
     return known
 
 
@@ -148,9 +149,11 @@ def main(argv=None):
             splits[split] = describe_split(folder, known)
     result.update({"dataset": args.dataset, "splits": splits})
     rows = [[split, f"{s['files']:,}", _counts(s["quality"]), _counts(s["subsampling"]), _counts(s["sizes"]),
-             f"{s['mean_bytes']:,.0f}", f"{s['mean_coded_bytes']:,.0f}", f"{s['bits_per_pixel']:.2f}"] for split, s in splits.items()]
+             f"{s['mean_bytes']:,.0f}", f"{s['mean_coded_bytes']:,.0f}", f"{s['bits_per_pixel']:.2f}"]
+            for split, s in splits.items()]
     source = "a generated folder (--quick)" if args.quick else f"`{args.dataset}`"
-    markdown = (f"JPEG files of {source}, read from the files (nothing decoded); the original 8-bit RGB pixels are 24 bits per pixel.\n\n"
+    markdown = (f"JPEG files of {source}, read from the files (nothing decoded); "
+                "the original 8-bit RGB pixels are 24 bits per pixel.\n\n"
                 + common.markdown_table(["split", "files", "IJG quality (files)", "chroma subsampling (files)",
                                          "size (files)", "mean file bytes", "mean coded bytes",
                                          "coded bits per pixel"], rows))
