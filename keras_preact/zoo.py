@@ -355,7 +355,7 @@ def publish(run_dir, name, dataset, *, dataset_label=None, data_dir=None, split=
                                          data_dir=data_dir, limit=limit, progress=progress)
         card = build_card(name, run, model, weights_file, evaluation,
                           dataset=dataset, dataset_label=dataset_label or dataset,
-                          split=split, agreement=agreement)
+                          split=split, agreement=agreement, limit=limit)
         (staging / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
         (staging / "README.md").write_text(render_model_readme(card))
         shutil.rmtree(destination, ignore_errors=True)
@@ -462,7 +462,7 @@ def _relative_to_repo(dataset):
 
 
 def build_card(name, run, model, weights_file, evaluation, *, dataset, dataset_label, split,
-               agreement):
+               agreement, limit=None):
     """The model card dict of a model about to be published."""
     import keras_preact
     from keras_preact import export
@@ -492,9 +492,11 @@ def build_card(name, run, model, weights_file, evaluation, *, dataset, dataset_l
             "num_examples": full["num_examples"],
             "runtime": "keras",
             "command": f"keras-preact evaluate --model {name} --dataset {source} "
-                       f"--split {split} --check",
+                       f"--split {split}{'' if limit is None else f' --limit {int(limit)}'} --check",
             "ci_slice": evaluation.summary(CI_SLICE),
             "saved_model_agreement": agreement,
+            # only when published with --limit (tests): the numbers are not the full split's
+            **({} if limit is None else {"limit": int(limit)}),
         },
         "params": int(keras_preact.count_params(model)),
         "flops": int(keras_preact.count_flops(model)),
@@ -549,12 +551,28 @@ def _millions(count):
     return f"{count / 1e6:.2f}M"
 
 
-def paper_numbers(architecture, dataset_label):
+# Builder arguments that leave the paper's network as it is (the head's class count, the input
+# size, training-time regularisers, how it is computed); any other override (depth=,
+# growth_rate=, unit=, shortcut=, ...) makes another network, which the paper did not measure.
+SAME_NETWORK_KWARGS = frozenset({
+    "classes", "input_shape", "classifier_activation", "include_preprocessing", "name",
+    "dropout_rate", "drop_path_rate", "zero_init_residual", "memory_efficient",
+})
+
+
+def architecture_overrides(model_kwargs):
+    """The card's builder arguments that change the registry's network, e.g. {"depth": 52}."""
+    return {k: v for k, v in (model_kwargs or {}).items() if k not in SAME_NETWORK_KWARGS}
+
+
+def paper_numbers(architecture, dataset_label, model_kwargs=None):
     """(paper test error % or None, paper params or None, source) for a card's model.
 
     From the registry's ModelSpec: its `error` is CIFAR-10 (with augmentation)
     for CIFAR architectures and ImageNet top-1 for ImageNet ones, so a model
-    trained on another dataset (say CIFAR-100) gets no paper error.
+    trained on another dataset (say CIFAR-100) gets no paper error, and neither
+    does one whose `model_kwargs` change the network (`architecture_overrides`:
+    a depth-52 `densenet_bc_100_12` is not the paper's DenseNet-BC-100).
     """
     import keras_preact
 
@@ -562,11 +580,20 @@ def paper_numbers(architecture, dataset_label):
         spec = keras_preact.get_model_spec(architecture)
     except ValueError:
         return None, None, ""
+    if architecture_overrides(model_kwargs):
+        return None, None, spec.paper
     label = dataset_label.lower()
     same_task = "imagenet" in label if spec.dataset == "imagenet" else (
         "cifar10" in label and "cifar100" not in label
     )
     return (spec.error if same_task else None), spec.params, spec.paper
+
+
+def _network(card):
+    """`arch`, or `arch` with the overrides that make it another network."""
+    overrides = architecture_overrides(card.get("model_kwargs"))
+    changed = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+    return f"`{card['architecture']}` ({changed})" if overrides else f"`{card['architecture']}`"
 
 
 def _duration(seconds):
@@ -597,24 +624,33 @@ def _training_time(card):
 def render_model_readme(card):
     """A short README.md for one zoo model, from its card."""
     name, arch = card["name"], card["architecture"]
-    paper_error, _, source = paper_numbers(arch, card["dataset"])
+    paper_error, _, source = paper_numbers(arch, card["dataset"], card.get("model_kwargs"))
     paper_line = (
         f"The paper reports {paper_error:.2f}% test error ({source}); ours is "
         f"{100 * (1 - card['top1']):.2f}% on {card['dataset']}.\n"
         if paper_error is not None else ""
     )
+    if architecture_overrides(card.get("model_kwargs")):
+        paper_line = (f"No paper number: {_network(card)} is not the registry's network, and the paper "
+                      f"measured only that one.\n")
     evaluation = card["evaluation"]
+    limit = evaluation.get("limit")
+    measured_on = (f"the first {evaluation['num_examples']} images of the `{evaluation['split']}` split of "
+                   f"{card['dataset']} (published with `--limit {limit}`: not a full-split number)"
+                   if limit is not None else
+                   f"the full `{evaluation['split']}` split of {card['dataset']} "
+                   f"({evaluation['num_examples']} images)")
     height, width, _ = card["input"]["shape"]
     arguments = "".join(f", {key}={value!r}" for key, value in card["model_kwargs"].items())
     return f"""# {name}
 
-`{arch}` ({card['family']}; {card['paper']}) trained on {card['dataset']}, {card['classes']} classes.
+{_network(card)} ({card['family']}; {card['paper']}) trained on {card['dataset']}, {card['classes']} classes.
 
 | top-1 | top-5 | params | FLOPs (mult-adds) | input | epochs | training time |
 |---|---|---|---|---|---|---|
 | {_percent(card['top1'])} | {_percent(card['top5'])} | {_millions(card['params'])} | {_millions(card['flops'])} | {height}x{width} RGB | {_epoch_count(card)} | {_training_time(card)} |
 
-Top-1/top-5 on the full `{evaluation['split']}` split of {card['dataset']} ({evaluation['num_examples']} images).
+Top-1/top-5 on {measured_on}.
 {paper_line}Reproduce: `{evaluation['command']}`
 
 ## Use it
@@ -632,6 +668,14 @@ keras-preact predict --model {name} photo.jpg
 Serve `saved_model/` with TensorFlow Serving: see [../DEPLOYMENT.md](../DEPLOYMENT.md).
 Weights sha256: `{card['weights']['sha256']}`. Everything else: `model_card.json`.
 """
+
+
+def _limited(card):
+    """', first N test images' for a card published with --limit, else ''."""
+    evaluation = card["evaluation"]
+    if evaluation.get("limit") is None:
+        return ""
+    return f", first {evaluation['num_examples']} {evaluation['split']} images"
 
 
 def render_zoo_readme(cards):
@@ -664,11 +708,12 @@ def render_zoo_readme(cards):
         ]
         sources = {}
         for card in cards:
-            paper_error, paper_params, source = paper_numbers(card["architecture"], card["dataset"])
+            paper_error, paper_params, source = paper_numbers(card["architecture"], card["dataset"],
+                                                              card.get("model_kwargs"))
             sources[card["architecture"]] = source
             lines.append(
-                f"| [{card['name']}]({card['name']}/README.md) | `{card['architecture']}` "
-                f"| {card['dataset']} | {_percent(card['top1'])} | {_percent(card['top5'])} "
+                f"| [{card['name']}]({card['name']}/README.md) | {_network(card)} "
+                f"| {card['dataset']}{_limited(card)} | {_percent(card['top1'])} | {_percent(card['top5'])} "
                 f"| {100 * (1 - card['top1']):.2f}% "
                 f"| {f'{paper_error:.2f}%' if paper_error is not None else '–'} "
                 f"| {_millions(card['params'])} "

@@ -174,6 +174,43 @@ def test_publish_refuses_to_overwrite_bad_names_and_unfinished_runs(zoo_copy, tm
     assert zoo.list_zoo() == [ZOO_NAME]
 
 
+def test_a_changed_network_gets_no_paper_number(tiny_zoo):
+    """depth=, unit=, ... make a network the paper did not measure (the ablation grid's depth-52
+    DenseNet-BC is a densenet_bc_100_12 with depth=52): its READMEs say so instead of printing
+    the registered network's paper error next to it."""
+    card = json.loads(json.dumps(zoo.get_card(ZOO_NAME)))
+    card["dataset"] = "cifar10-jpeg-q75"
+    assert "The paper reports 8.75% test error" in zoo.render_model_readme(card)  # resnet_20 as registered
+    card["model_kwargs"] = dict(card["model_kwargs"], depth=8)
+    readme = zoo.render_model_readme(card)
+    assert "8.75%" not in readme and "No paper number: `resnet_20` (depth=8)" in readme
+    assert readme.startswith(f"# {ZOO_NAME}\n\n`resnet_20` (depth=8) (")
+    row = next(line for line in zoo.render_zoo_readme([card]).splitlines() if line.startswith(f"| [{ZOO_NAME}]"))
+    assert "| `resnet_20` (depth=8) |" in row and "8.75%" not in row
+    # the class count, input size and regularisers leave the paper's network as it is
+    assert zoo.architecture_overrides({"classes": 3, "input_shape": (64, 64, 3), "drop_path_rate": 0.1}) == {}
+    assert zoo.paper_numbers("resnet_20", "cifar10-jpeg-q75", {"classes": 3})[0] == 8.75
+
+
+def test_a_card_measured_on_a_slice_says_so_everywhere(zoo_copy):
+    """publish --limit (for tests) must not produce a card that claims the full split."""
+    full = zoo.get_card(ZOO_NAME)
+    assert "limit" not in full["evaluation"]
+    assert f"on the full `test` split of tiny-test-jpeg ({full['evaluation']['num_examples']} images)" in \
+        zoo.render_model_readme(full)
+    zoo.publish(run_dir(), "sliced", f"folder:{image_folder()}", limit=4, progress=False)
+    card = zoo.get_card("sliced")
+    assert card["evaluation"]["limit"] == 4 and card["evaluation"]["num_examples"] == 4
+    assert card["evaluation"]["command"].endswith("--split test --limit 4 --check")
+    readme = (zoo_copy / "sliced" / "README.md").read_text()
+    assert "on the first 4 images of the `test` split" in readme and "full `test` split" not in readme
+    row = next(line for line in (zoo_copy / "README.md").read_text().splitlines() if line.startswith("| [sliced]"))
+    assert ", first 4 test images |" in row
+    # and its own command reproduces it
+    measured = zoo.evaluate("sliced", f"folder:{image_folder()}", limit=4, progress=False).summary()
+    assert zoo.check_against_card("sliced", measured) == []
+
+
 def test_zoo_readme_is_generated_from_the_cards(zoo_copy):
     card_path = zoo_copy / ZOO_NAME / "model_card.json"
     card = json.loads(card_path.read_text())
