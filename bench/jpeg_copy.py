@@ -77,15 +77,15 @@ def describe_split(folder, known):
     for root, _, names in sorted(os.walk(folder)):
         for name in sorted(names):
             path = os.path.join(root, name)
-            with Image.open(path) as image:
+            with open(path, "rb") as f:
+                data = f.read()  # once: the header for Pillow, the length of the coded data
+            with Image.open(io.BytesIO(data)) as image:
                 if image.format != "JPEG":
                     raise ValueError(f"{path} is {image.format or 'not an image'}, not a JPEG file")
                 quality[known.get(_table_key(image), "custom")] += 1
                 sampling[SUBSAMPLING.get(JpegImagePlugin.get_sampling(image), "other")] += 1
                 sizes[f"{image.width}x{image.height}"] += 1
                 pixels += image.width * image.height
-            with open(path, "rb") as f:
-                data = f.read()
             try:
                 coded += coded_bytes(data)
             except ValueError as error:

@@ -624,15 +624,16 @@ def _training_time(card):
 def render_model_readme(card):
     """A short README.md for one zoo model, from its card."""
     name, arch = card["name"], card["architecture"]
+    network = _network(card)
     paper_error, _, source = paper_numbers(arch, card["dataset"], card.get("model_kwargs"))
-    paper_line = (
-        f"The paper reports {paper_error:.2f}% test error ({source}); ours is "
-        f"{100 * (1 - card['top1']):.2f}% on {card['dataset']}.\n"
-        if paper_error is not None else ""
-    )
-    if architecture_overrides(card.get("model_kwargs")):
-        paper_line = (f"No paper number: {_network(card)} is not the registry's network, and the paper "
-                      f"measured only that one.\n")
+    if paper_error is not None:
+        paper_line = (f"The paper reports {paper_error:.2f}% test error ({source}); ours is "
+                      f"{100 * (1 - card['top1']):.2f}% on {card['dataset']}.\n")
+    elif architecture_overrides(card.get("model_kwargs")):
+        paper_line = (f"No paper number: {network} is not the registry's network, and the paper "
+                      "measured only that one.\n")
+    else:
+        paper_line = ""
     evaluation = card["evaluation"]
     limit = evaluation.get("limit")
     measured_on = (f"the first {evaluation['num_examples']} images of the `{evaluation['split']}` split of "
@@ -644,7 +645,7 @@ def render_model_readme(card):
     arguments = "".join(f", {key}={value!r}" for key, value in card["model_kwargs"].items())
     return f"""# {name}
 
-{_network(card)} ({card['family']}; {card['paper']}) trained on {card['dataset']}, {card['classes']} classes.
+{network} ({card['family']}; {card['paper']}) trained on {card['dataset']}, {card['classes']} classes.
 
 | top-1 | top-5 | params | FLOPs (mult-adds) | input | epochs | training time |
 |---|---|---|---|---|---|---|

@@ -537,8 +537,7 @@ class Trainer:
         overrides = f" {json.dumps(self.run.model_overrides, sort_keys=True)}" if self.run.model_overrides else ""
         logging.info("Training %s%s on %s: %d epochs x %d steps (batch %d over %d replica(s), %d worker(s)), "
                      "config %s, model_dir %s", self.run.model, overrides, self.run.dataset, self.epochs,
-                     self.steps_per_epoch,
-                     cfg.batch_size, self.replicas, self.workers, cfg.name, self.model_dir)
+                     self.steps_per_epoch, cfg.batch_size, self.replicas, self.workers, cfg.name, self.model_dir)
         writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "tensorboard")) if self.chief else None
         fn = pipeline.train_dataset_fn(self.train_source, cfg.batch_size, cfg.augment, self.size,
                                        min(cfg.shuffle_buffer, self.train_info.num_examples),

@@ -27,8 +27,8 @@ What is trained (``grid.py`` holds the grid; ``plan`` prints it)
   parameters, computed with ``keras_preact.count_params``; ``grid.PAIRS`` lists them and a test
   recomputes them): P1 ResNetV2-20 (272,282) vs DenseNet-BC L=52, k=12 (264,586); P2
   ResNetV2-56 (855,578) vs the paper's DenseNet-BC L=100, k=12 (769,162, 0.90x). P1's ResNet is
-  Table 2's full pre-activation run. The report also plots error against parameters, so "DenseNet-BC-52
-  (0.26M) vs ResNetV2-56 (0.86M)" answers the paper's "same accuracy with far fewer
+  Table 2's full pre-activation run. The report also plots error against parameters, so
+  "DenseNet-BC-52 (0.26M) vs ResNetV2-56 (0.86M)" answers the paper's "same accuracy with far fewer
   parameters" at this scale.
 
 Defaults for a 2-core CPU (``--scale cpu``) and why
@@ -58,10 +58,10 @@ Defaults for a 2-core CPU (``--scale cpu``) and why
   most Table 1 gaps, comparable to the Table 2 gaps.
 * Run order: all first seeds before any second seed (the orderings are visible after one
   pass), the costly P2 pair last.
-* Estimated total (``plan``): ~58 CPU hours on a quiet machine (about 2.3x that while another
+* Estimated total (``plan``): ~56 CPU hours on a quiet machine (about 2.3x that while another
   training run shares the cores): Table 1 ~14 h, Table 2 ~11 h, DenseNet pairs ~30 h (P2's
-  DenseNet-BC-100 alone ~13 h by the cost model; DenseNet-BC-52 ran at ~0.65x its estimate). The first pass (every experiment's first seed, P2 excluded) is
-  ~19 h. ``--epochs 6`` cuts everything by ~40%.
+  DenseNet-BC-100 alone ~13 h by the cost model; DenseNet-BC-52 ran at ~0.65x its estimate).
+  The first pass (every experiment's first seed, P2 excluded) is ~19 h. ``--epochs 6`` cuts everything by ~40%.
 
 ``--scale paper`` (on a GPU): ResNet-110 (``--depth 164`` gives Table 2's bottleneck column),
 the papers' own recipes (``resnet_cifar_warmup``: 64k iterations with the 400-iteration
