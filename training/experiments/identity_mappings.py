@@ -60,8 +60,8 @@ Defaults for a 2-core CPU (``--scale cpu``) and why
   pass), the costly P2 pair last.
 * Estimated total (``plan``): ~56 CPU hours on a quiet machine (about 2.3x that while another
   training run shares the cores): Table 1 ~14 h, Table 2 ~11 h, DenseNet pairs ~30 h (P2's
-  DenseNet-BC-100 alone ~13 h by the cost model; DenseNet-BC-52 ran at ~0.68x its estimate:
-  195 min per run, the report's "Training min/run", against 4.79 h).
+  DenseNet-BC-100 alone ~13 h by the cost model; DenseNet-BC-52 ran at ~0.70x its estimate:
+  200 min per run (mean of 3 seeds), the report's "Training min/run", against 4.79 h).
   The first pass (every experiment's first seed, P2 excluded) is ~19 h. ``--epochs 6`` cuts everything by ~40%.
 
 ``--scale paper`` (on a GPU): ResNet-110 (``--depth 164`` gives Table 2's bottleneck column),
