@@ -78,9 +78,10 @@ def test_run_trains_the_grids_reference_network_on_the_reencoded_folder(tmp_path
     assert f"--model_dir={tmp_path / 'res' / 'cpu_d20_e10' / 'requal50' / 'seed0'}" in cmd
 
 
-def _write_run(path, error, status="finished", requal=None):
+def _write_run(path, error, status="finished", requal=None, train_accuracy=None):
     os.makedirs(path, exist_ok=True)
-    rec = {"model": "resnetv2_20", "status": status, "epochs": [{"epoch": 1}], "epochs_planned": 10,
+    last = {"epoch": 1} if train_accuracy is None else {"epoch": 1, "accuracy": train_accuracy}
+    rec = {"model": "resnetv2_20", "status": status, "epochs": [last], "epochs_planned": 10,
            "final": {"test_error": error / 100} if status == "finished" else None}
     with open(os.path.join(path, "run.json"), "w") as f:
         json.dump(rec, f)
@@ -92,7 +93,7 @@ def _write_run(path, error, status="finished", requal=None):
 def test_report_compares_each_quality_with_the_q75_baseline_seeds(tmp_path):
     base, res = tmp_path / "grid", tmp_path / "res"
     for seed, err in enumerate((16.0, 16.2, 16.1)):
-        _write_run(base / "cpu_d20_e10" / "full_preactivation" / f"seed{seed}", err)
+        _write_run(base / "cpu_d20_e10" / "full_preactivation" / f"seed{seed}", err, train_accuracy=0.85 + seed / 100)
     meta = lambda bpp, psnr: {"splits": {"test": {"bpp": bpp, "psnr_db_pooled": psnr}}}
     _write_run(res / "cpu_d20_e10" / "requal50" / "seed0", 17.5, requal=meta(1.77, 28.7))
     _write_run(res / "cpu_d20_e10" / "requal25" / "seed0", 0, status="running", requal=meta(1.2, 25.0))
@@ -100,9 +101,9 @@ def test_report_compares_each_quality_with_the_q75_baseline_seeds(tmp_path):
     assert [r["quality"] for r in rows] == [75, 50]  # the unfinished q25 run is left out
     assert rows[0]["test_error_mean"] == pytest.approx(16.1) and rows[0]["test_error_std"] == pytest.approx(0.1)
     text = JQ.report_text(rows, DEFAULT, base_bpp=2.312)
-    assert "| q75 (the copy) | 2.312 | - | 3 | 16.10 ± 0.10 | 16.00, 16.20, 16.10 |" in text
-    assert "| q50 (re-encoded) | 1.77 | 28.7 | 1 | 17.50 | 17.50 |" in text
-    assert "q75 → q50: test error +1.40 points (16.10 → 17.50)." in text
+    assert "| q75 (the copy) | 2.312 | - | 3 | 16.10 ± 0.10 | 16.00, 16.20, 16.10 | 86.0 |" in text
+    assert "| q50 (re-encoded) | 1.77 | 28.7 | 1 | 17.50 | 17.50 | - |" in text
+    assert "q75 → q50: test error +1.40 points (16.10 → 17.50; the q75 seeds' standard deviation is 0.10)." in text
     assert "CIFAR-10 (JPEG q75 copy)" in text
     assert "No re-encoded run has finished yet." in JQ.report_text(rows[:1], DEFAULT, None)
     # the command writes the markdown and the JSON beside it
@@ -110,6 +111,6 @@ def test_report_compares_each_quality_with_the_q75_baseline_seeds(tmp_path):
     assert JQ.main(["report", "--results_dir", str(res), "--baseline_dir", str(base),
                     "--report", str(tmp_path / "jq.md")], out=out) == 0
     assert out.getvalue() == (tmp_path / "jq.md").read_text() + "\n"
-    assert "| q50 (re-encoded) | 1.77 | 28.7 | 1 | 17.50 | 17.50 |" in out.getvalue()
+    assert "| q50 (re-encoded) | 1.77 | 28.7 | 1 | 17.50 | 17.50 | - |" in out.getvalue()
     data = json.loads((tmp_path / "jq.json").read_text())
     assert data["setting"] == "cpu_d20_e10" and [r["quality"] for r in data["rows"]] == [75, 50]
