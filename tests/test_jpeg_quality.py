@@ -114,3 +114,14 @@ def test_report_compares_each_quality_with_the_q75_baseline_seeds(tmp_path):
     assert "| q50 (re-encoded) | 1.77 | 28.7 | 1 | 17.50 | 17.50 | - |" in out.getvalue()
     data = json.loads((tmp_path / "jq.json").read_text())
     assert data["setting"] == "cpu_d20_e10" and [r["quality"] for r in data["rows"]] == [75, 50]
+
+
+def test_the_committed_report_is_what_the_committed_runs_give(tmp_path):
+    """reports/jpeg_quality.md is regenerated, not edited: the same command over the same run.json
+    files writes the same text (a finished run not yet in the report fails this until regenerated)."""
+    ours = tmp_path / "jq.md"
+    assert JQ.main(["report", "--report", str(ours)], out=io.StringIO()) == 0
+    with open(os.path.join(G.ROOT, JQ.REPORT)) as f:
+        committed = f.read()
+    assert ours.read_text() == committed
+    assert "| q75 (the copy) | 2.312 |" in committed  # the copy's measured bits per pixel (bench.jpeg_copy)
