@@ -218,10 +218,10 @@ def report_text(rows: Sequence[dict], setting: G.Setting, base_bpp: Optional[flo
                      f"| {r['seeds']} | {err} | {', '.join(f'{e:.2f}' for e in r['test_errors'])} "
                      f"| {r['train_accuracy_last_epoch'] if r['train_accuracy_last_epoch'] is not None else '-'} |")
     base = next((r for r in rows if r["quality"] == SOURCE_QUALITY), None)
-    lower = [r for r in rows if r["quality"] < SOURCE_QUALITY]
+    reencoded = [r for r in rows if r["quality"] != SOURCE_QUALITY]
     lines += ["", "## What it says", ""]
-    if base and lower:
-        for r in lower:
+    if base and reencoded:
+        for r in reencoded:
             d = r["test_error_mean"] - base["test_error_mean"]
             noise = (f"; the q{SOURCE_QUALITY} seeds' standard deviation is {base['test_error_std']:.2f}"
                      if base["test_error_std"] else "")
