@@ -4,8 +4,8 @@ The zoo's ResNet-20 models reach 88.18% / 88.05% on CIFAR-10 (JPEG q75 copy), ab
 under the v1 paper's 91.25% (He et al. 2015, Table 6, original images), and the paper's own
 165-epoch recipe gave 87.13% here. The original images cannot be downloaded on these machines,
 so the cost of the q75 copy's compression cannot be measured directly. What can be measured is
-how the error responds to *more* compression of the same images: re-encode the q75 copy at a
-lower quality, train the same network with the same recipe and seed, compare.
+how the error responds to more compression of the same images: re-encode the q75 copy at a
+lower (or, as a control, higher) quality, train the same network with the same recipe and seed, compare.
 
     python -m training.experiments.jpeg_quality prepare --quality 50   # data/cifar10-jpeg-requal50
     python -m training.experiments.jpeg_quality run --quality 50        # prepares if needed, then trains
@@ -18,10 +18,11 @@ a re-encoded run lands in `training/experiments/results/jpeg_quality/cpu_d20_e10
 Both splits are re-encoded (as the q75 copy compressed both), with Pillow's libjpeg, baseline,
 4:2:0 chroma subsampling like the copy (`python -m bench.jpeg_copy`).
 
-What this can and cannot say: re-encoding an already-compressed image removes less than
-compressing the original would at the same quality, so the q50/q25 points bound the slope from
-below; going from the q75 copy back *up* to the original is an extrapolation the report states
-as such, never as a measurement.
+What this can and cannot say: it measures how the error responds to JPEG distortions of the
+same images, of a known size (PSNR against the copy); a q90 re-encode, which adds little, is the
+control. It cannot measure the q75 copy against the original images: a re-encoding stacks a second
+quantization on the copy's, and going back *up* to the original would be an extrapolation, which
+the report does not make.
 """
 
 from __future__ import annotations
@@ -203,7 +204,7 @@ def report_text(rows: Sequence[dict], setting: G.Setting, base_bpp: Optional[flo
         "",
         f"Network and recipe: {exp.label} (`{exp.model}`, {exp.kwargs_json()}), `{exp.config}`, "
         f"{setting.epochs} epochs, one thread per run on the 2-core CPU. q{SOURCE_QUALITY} is the copy itself "
-        "(the identity-mappings grid's runs); lower qualities re-encode both splits of the copy with "
+        "(the identity-mappings grid's runs); the other qualities re-encode both splits of the copy with "
         "Pillow (4:2:0).",
         "",
         "| JPEG quality | coded bits/pixel (test) | PSNR vs q75 copy (dB) | seeds | test error % | per seed "
@@ -263,7 +264,7 @@ def main(argv: Optional[Sequence[str]] = None, out=sys.stdout) -> int:
                         batch_size=a.batch_size)
     source = IM._abs(a.source)
     if a.command in ("prepare", "run") and a.quality is None:
-        p.error(f"{a.command} needs --quality (an IJG quality in 1..100, below the copy's {SOURCE_QUALITY})")
+        p.error(f"{a.command} needs --quality (an IJG quality in 1..100; the copy is q{SOURCE_QUALITY})")
     if a.command == "prepare":
         record = reencode_folder(source, requal_dir(source, a.quality), a.quality)
         print(json.dumps(record, indent=1), file=out)
