@@ -81,7 +81,7 @@ def test_run_trains_the_grids_reference_network_on_the_reencoded_folder(tmp_path
 def _write_run(path, error, status="finished", requal=None, train_accuracy=None):
     os.makedirs(path, exist_ok=True)
     last = {"epoch": 1} if train_accuracy is None else {"epoch": 1, "accuracy": train_accuracy}
-    rec = {"model": "resnetv2_20", "status": status, "epochs": [last], "epochs_planned": 10,
+    rec = {"model": "resnetv2_20", "status": status, "epochs": [last], "epochs_planned": 10, "wall_time_s": 1990.0,
            "final": {"test_error": error / 100} if status == "finished" else None}
     with open(os.path.join(path, "run.json"), "w") as f:
         json.dump(rec, f)
@@ -105,6 +105,7 @@ def test_report_compares_each_quality_with_the_q75_baseline_seeds(tmp_path):
     assert "| q50 (re-encoded) | 1.77 | 28.7 | 1 | 17.50 | 17.50 | - |" in text
     assert "q75 → q50: test error +1.40 points (16.10 → 17.50; the q75 seeds' standard deviation is 0.10)." in text
     assert "CIFAR-10 (JPEG q75 copy)" in text
+    assert "Reproduce (33 min a run on one thread)" in text and "for q in 50; do" in text
     assert "No re-encoded run has finished yet." in JQ.report_text(rows[:1], DEFAULT, None)
     # the command writes the markdown and the JSON beside it
     out = io.StringIO()

@@ -167,6 +167,8 @@ def collect(results_dir: str, setting: G.Setting, baseline_dir: str = G.DEFAULT_
                          "test_error_std": round(float(np.std(errors, ddof=1)), 3) if len(errors) > 1 else None,
                          "test_errors": errors,
                          "train_accuracy_last_epoch": round(float(np.mean(train_acc)), 2) if train_acc else None,
+                         "wall_minutes_mean": round(float(np.mean([st.wall_time_s for st in states])) / 60, 1)
+                         if all(st.wall_time_s for st in states) else None,
                          "runs": [_shown(p) for p in paths]})
 
     base = [G.run_dir(IM._abs(baseline_dir), setting, exp, s) for s in exp.seeds]
@@ -238,7 +240,14 @@ def report_text(rows: Sequence[dict], setting: G.Setting, base_bpp: Optional[flo
     else:
         lines.append("- No re-encoded run has finished yet.")
     runs = [p for r in rows for p in r["runs"]]
-    lines += ["", "Runs: " + ", ".join(f"`{p}`" for p in runs), ""]
+    qualities = " ".join(str(r["quality"]) for r in reencoded) or "50"
+    walls = [r["wall_minutes_mean"] for r in reencoded if r["wall_minutes_mean"]]
+    span = sorted({f"{min(walls):.0f}", f"{max(walls):.0f}"}, key=float) if walls else []
+    minutes = "-".join(span) + " min" if walls else "tens of minutes"
+    lines += ["", "Runs: " + ", ".join(f"`{p}`" for p in runs), "",
+              f"Reproduce ({minutes} a run on one thread): unpack `../shared/datasets/cifar10-jpeg.tar.gz` into "
+              f"`{SOURCE}`, then `for q in {qualities}; do python -m training.experiments.jpeg_quality run "
+              "--quality $q; done` and `python -m training.experiments.jpeg_quality report`.", ""]
     return "\n".join(lines)
 
 
