@@ -187,7 +187,7 @@ def collect(results_dir: str, setting: G.Setting, baseline_dir: str = G.DEFAULT_
                 except (OSError, ValueError, KeyError):
                     pass
             row(int(name[len("requal"):]), seeds, meta.get("bpp"), meta.get("psnr_db_pooled"))
-    return rows
+    return sorted(rows, key=lambda r: -r["quality"])
 
 
 def _shown(path: str) -> str:
@@ -234,8 +234,8 @@ def report_text(rows: Sequence[dict], setting: G.Setting, base_bpp: Optional[flo
             "- A re-encoding stacks a second quantization on the copy's: the PSNR column is the distortion it "
             "*adds* to the copy, not its distance from the original images.",
             "- Nothing here measures the q75 copy against the original CIFAR-10 images (not reachable from these "
-            "machines). What it shows is that at this scale the error responds by points, not tenths, to "
-            "JPEG-sized distortions of the same images; the copy's own distortion, of unknown size, is one of them.",
+            "machines). What it shows is what JPEG distortions of the same images, of the sizes in the PSNR "
+            "column, cost at this scale; the copy's own distortion against the originals is of unknown size.",
         ]
     else:
         lines.append("- No re-encoded run has finished yet.")
