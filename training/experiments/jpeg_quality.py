@@ -43,7 +43,6 @@ from training.experiments import identity_mappings as IM
 SOURCE = os.path.join("data", "cifar10-jpeg")
 RESULTS = os.path.join(G.DEFAULT_RESULTS_DIR, "jpeg_quality")
 REPORT = os.path.join("reports", "jpeg_quality.md")
-REPORT_JSON = os.path.join("reports", "jpeg_quality.json")
 REFERENCE = "full_preactivation"  # the grid's experiment that gives network, recipe and baseline
 SOURCE_QUALITY = 75
 SPLITS = ("train", "test")
@@ -65,7 +64,7 @@ def reencode_folder(source: str, out: str, quality: int) -> dict:
 
     Returns the coded bits per pixel of both folders and the PSNR of the re-encoded pixels
     against the source's decoded pixels. Written to `out`/requal.json; a finished folder
-    (that file present) is reused, an unfinished one is completed file by file.
+    (that file present) is reused; an unfinished one is re-encoded from the start.
     """
     from PIL import Image
 
@@ -156,8 +155,8 @@ def collect(results_dir: str, setting: G.Setting, baseline_dir: str = G.DEFAULT_
     rows = []
 
     def row(quality, paths, bpp=None, psnr=None):
-        paths = [p for p in paths if G.run_state(p).state == "finished"]
-        states = [G.run_state(p) for p in paths]
+        finished = [(p, st) for p, st in zip(paths, map(G.run_state, paths)) if st.state == "finished"]
+        paths, states = [p for p, _ in finished], [st for _, st in finished]
         errors = [st.test_error for st in states]
         train_acc = [100.0 * float(st.record["epochs"][-1]["accuracy"]) for st in states
                      if (st.record.get("epochs") or [{}])[-1].get("accuracy") is not None]
