@@ -66,6 +66,7 @@ def reencode_folder(source: str, out: str, quality: int) -> dict:
     against the source's decoded pixels. Written to `out`/requal.json; a finished folder
     (that file present) is reused; an unfinished one is re-encoded from the start.
     """
+    import PIL
     from PIL import Image
 
     from bench.jpeg_copy import coded_bytes
@@ -113,7 +114,7 @@ def reencode_folder(source: str, out: str, quality: int) -> dict:
                         "psnr_db_mean": round(float(np.mean(psnrs)), 2),
                         "psnr_db_pooled": round(10 * np.log10(255.0 ** 2 / (sq_err / pixels)), 2)}
     record = {"source": source, "source_quality": SOURCE_QUALITY, "quality": quality,
-              "subsampling": "4:2:0", "encoder": "Pillow " + __import__("PIL").__version__, "splits": stats}
+              "subsampling": "4:2:0", "encoder": "Pillow " + PIL.__version__, "splits": stats}
     with open(done, "w") as f:
         json.dump(record, f, indent=1)
     return record
@@ -130,21 +131,19 @@ def run_dir(results_dir: str, setting: G.Setting, quality: int, seed: int) -> st
 
 def train(quality: int, seed: int, source: str, results_dir: str, setting: G.Setting, dry_run=False, out=sys.stdout):
     folder = requal_dir(source, quality)
-    record = reencode_folder(source, folder, quality) if not dry_run else None
-    if record:
-        print(f"re-encoded at q{quality}: " + ", ".join(
-            f"{s} {v['bpp']} bpp (source {v['source_bpp']}), PSNR {v['psnr_db_pooled']} dB"
-            for s, v in record["splits"].items()), file=out)
-    exp = reference_experiment(setting)
     model_dir = IM._abs(run_dir(results_dir, setting, quality, seed))
-    cmd = IM.train_command(exp, seed, setting, model_dir, IM._dataset("folder:" + folder))
-    print(" ".join(cmd), file=out, flush=True)
+    cmd = IM.train_command(reference_experiment(setting), seed, setting, model_dir, IM._dataset("folder:" + folder))
     if dry_run:
+        print(" ".join(cmd), file=out, flush=True)
         return 0
+    record = reencode_folder(source, folder, quality)
+    print(f"re-encoded at q{quality}: " + ", ".join(
+        f"{s} {v['bpp']} bpp (source {v['source_bpp']}), PSNR {v['psnr_db_pooled']} dB"
+        for s, v in record["splits"].items()), file=out)
+    print(" ".join(cmd), file=out, flush=True)
     os.makedirs(model_dir, exist_ok=True)
-    if record:
-        with open(os.path.join(model_dir, "requal.json"), "w") as f:
-            json.dump(record, f, indent=1)
+    with open(os.path.join(model_dir, "requal.json"), "w") as f:  # committed: the data folder is not
+        json.dump(record, f, indent=1)
     return subprocess.call(cmd, cwd=G.ROOT)
 
 
@@ -178,15 +177,21 @@ def collect(results_dir: str, setting: G.Setting, baseline_dir: str = G.DEFAULT_
         for name in sorted(names, key=lambda n: -int(n[len("requal"):])):
             seeds = sorted(os.path.join(tag_dir, name, s) for s in os.listdir(os.path.join(tag_dir, name))
                            if s.startswith("seed"))
-            meta = {}
-            for p in seeds:
-                try:
-                    with open(os.path.join(p, "requal.json")) as f:
-                        meta = json.load(f)["splits"]["test"]
-                except (OSError, ValueError, KeyError):
-                    pass
+            meta = _requal_test_stats(seeds)
             row(int(name[len("requal"):]), seeds, meta.get("bpp"), meta.get("psnr_db_pooled"))
     return sorted(rows, key=lambda r: -r["quality"])
+
+
+def _requal_test_stats(run_dirs: Sequence[str]) -> dict:
+    """The test split's re-encoding stats, from the first run folder that holds requal.json
+    (every seed of one quality was trained on the same re-encoded folder)."""
+    for path in run_dirs:
+        try:
+            with open(os.path.join(path, "requal.json")) as f:
+                return json.load(f)["splits"]["test"]
+        except (OSError, ValueError, KeyError):
+            continue
+    return {}
 
 
 def _shown(path: str) -> str:
