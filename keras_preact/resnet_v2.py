@@ -168,7 +168,8 @@ def ResNetV2(
 CIFAR_NETS = {
     **{
         f"resnetv2_{d}": (dict(depth=d), CIFAR_TABLE6[d][0], "v1 paper Table 6 (same layers)",
-                          6.37 if d == 110 else None, "Table 2" if d == 110 else "Table 6 of v1")
+                          6.37 if d == 110 else None,
+                          "Table 2" if d == 110 else "layers of He et al., CVPR 2016, Table 6")
         for d in (20, 32, 44, 56, 110)
     },
     "resnetv2_164": (dict(depth=164, block="bottleneck"), 1_700_000, "v2 paper Table 3", 5.46,
@@ -189,7 +190,7 @@ KERAS_V2 = {
 for _name, (_kwargs, _params, _source, _error, _table) in CIFAR_NETS.items():
     register(ModelSpec(
         name=_name, builder=ResNetV2, kwargs=_kwargs, family="resnetv2", dataset="cifar",
-        paper=f"He et al., ECCV 2016, {_table} (CIFAR-10, full pre-activation)",
+        paper=f"He et al., ECCV 2016 (CIFAR-10, full pre-activation), {_table}",
         params=_params, params_source=_source,
         params_precision=10_000 if _params < 1_000_000 else 100_000, error=_error,
     ))
