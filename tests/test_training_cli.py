@@ -100,6 +100,8 @@ def test_full_tiny_run_outputs_contract_and_evaluate(tmp_path):
 
     flags = cpu_summary()
     assert r["hardware"]["cpu_flags"] == {k: flags[k] for k in ("avx2", "fma", "avx512", "amx", "avx512_bf16")}
+    # Each epoch names the CPU that trained it: a run resumed elsewhere keeps the earlier machines.
+    assert [e["cpu"] for e in r["epochs"]] == [flags["cpu"]] * 2
     assert len([ln for ln in open(os.path.join(md, "train.log"))]) == 2
 
     out_json = str(tmp_path / "eval.json")

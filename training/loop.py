@@ -183,6 +183,9 @@ class Trainer:
         self.model_dir = os.path.abspath(run.model_dir)
         self.spec = keras_preact.get_model_spec(run.model)
         self.started = time.time()
+        # run.json's "hardware" is the machine of the latest session; a run resumed on another
+        # machine keeps, in each epoch's entry, the CPU that trained it.
+        self.cpu = report.cpu_summary()["cpu"]
         self.init_record: Optional[dict] = None
         cfg = self.cfg
         if cfg.batch_size % self.replicas:
@@ -568,7 +571,7 @@ class Trainer:
             entry = {"epoch": epoch + 1, "loss": tot[0] / tot[2], "accuracy": tot[1] / tot[2],
                      "lr": self.schedule.lr_at(it0 + steps - 1), "steps": steps, "iteration": it0 + steps,
                      "train_seconds": round(train_secs, 2),
-                     "images_per_sec": round(tot[2] / max(train_secs, 1e-9), 1)}
+                     "images_per_sec": round(tot[2] / max(train_secs, 1e-9), 1), "cpu": self.cpu}
             last = epoch + 1 == self.epochs or it0 + steps >= self.total_steps
             if cfg.eval_every and ((epoch + 1) % cfg.eval_every == 0 or last):
                 entry.update(self.evaluate())
