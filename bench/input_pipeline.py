@@ -5,8 +5,8 @@ pipeline alone vs the training step it feeds, side by side in one process.
     python -m bench.input_pipeline --model densenet_bc_100_12 --recipe densenet_cifar_cpu_short
     python -m bench.input_pipeline --quick                        # tiny generated JPEG folder
 
-Two measurements, both with the training package's own code (training/data.py,
-training/pipeline.py, the recipe's augmentation, shuffle buffer and batch size):
+Two measurements, both with the training package's own code (keras_preact/data.py,
+keras_preact/training/pipeline.py, the recipe's augmentation, shuffle buffer and batch size):
 
 1. The pipeline alone, drained as fast as it goes (images/s), for each way the trainer
    can read the data: ``stream`` (decode every JPEG every epoch: ``--cache=none``),
@@ -56,7 +56,7 @@ def make_tiny_folder(root, per_class=24, classes=2, size=32):
 
 
 def _without_prefetch(ds):
-    """The same dataset minus its final prefetch (training/pipeline.py always adds one)."""
+    """The same dataset minus its final prefetch (keras_preact/training/pipeline.py always adds one)."""
     inner = getattr(ds, "_input_dataset", None)
     if inner is None or type(ds).__name__ != "_PrefetchDataset":
         raise RuntimeError(f"expected a prefetch dataset at the end of the pipeline, got {type(ds).__name__}")
@@ -68,8 +68,8 @@ def run(args):
     import tensorflow as tf
 
     import keras_preact
-    from training import configs, pipeline
-    from training import data as data_lib
+    from keras_preact.training import configs, pipeline
+    from keras_preact import data as data_lib
 
     recipe = configs.get_config(args.recipe)
     batch = args.batch or recipe.batch_size

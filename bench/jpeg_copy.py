@@ -132,7 +132,7 @@ def main(argv=None):
         if args.quick:
             root = make_quick_folder(tmp)
         else:
-            from training.data import DatasetError, parse_dataset
+            from keras_preact.data import DatasetError, parse_dataset
 
             try:
                 kind, root = parse_dataset(args.dataset)

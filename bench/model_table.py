@@ -1,7 +1,11 @@
 """Print the table of every registered model (parameters, multiply-adds,
-depth, paper source) and write it as JSON; README's model table is its output.
+depth, paper source), write it as JSON, and put it into docs/models.md.
 
-    python -m bench.model_table [--out bench/results/model_table.json] [--markdown]
+    python -m bench.model_table [--out bench/results/model_table.json] [--doc docs/models.md]
+
+The table replaces what stands between the `<!-- model-table -->` and
+`<!-- /model-table -->` markers of --doc (only when every model was measured);
+tests/test_docs.py checks that docs/models.md holds the JSON's table.
 
 Counting, not timing: the numbers are exact and machine-independent.
 """
@@ -9,9 +13,14 @@ Counting, not timing: the numbers are exact and machine-independent.
 import argparse
 import json
 import os
+import re
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# The document whose model table is this module's output, and its markers.
+DOC = os.path.join("docs", "models.md")
+TABLE_BLOCK = re.compile(r"(<!-- model-table -->\n)(.*?)(\n<!-- /model-table -->)", re.S)
 
 
 def measure(name):
@@ -63,10 +72,27 @@ def markdown(rows):
     return "\n".join(lines)
 
 
+def doc_table(text):
+    """The table between the model-table markers of `text` (ValueError if there are none)."""
+    match = TABLE_BLOCK.search(text)
+    if not match:
+        raise ValueError("no <!-- model-table --> ... <!-- /model-table --> block")
+    return match.group(2)
+
+
+def replace_doc_table(text, table):
+    """`text` with the table between its model-table markers replaced by `table`."""
+    doc_table(text)  # the markers must be there
+    return TABLE_BLOCK.sub(lambda m: m.group(1) + table + m.group(3), text, count=1)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench/results/model_table.json")
     parser.add_argument("--models", nargs="*", help="registry names (default: all)")
+    parser.add_argument("--doc", default=DOC,
+                        help="markdown file whose model-table block gets the table, when every "
+                             "model is measured ('' for none)")
     args = parser.parse_args(argv)
     import keras_preact
 
@@ -80,6 +106,12 @@ def main(argv=None):
     with open(args.out, "w") as f:
         json.dump({"command": "python -m bench.model_table", "models": rows}, f, indent=1)
     print(f"wrote {args.out}", file=sys.stderr)
+    if args.doc and not args.models:
+        with open(args.doc) as f:
+            text = f.read()
+        with open(args.doc, "w") as f:
+            f.write(replace_doc_table(text, markdown(rows)))
+        print(f"wrote the table into {args.doc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

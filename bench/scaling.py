@@ -42,14 +42,14 @@ MODULE = "bench.scaling"
 def tf_worker(p):
     import numpy as np
 
-    from training import distribute
+    from keras_preact.training import distribute
 
     strategy = distribute.make_strategy(p["strategy"], cpu_devices=p["devices"])
     import keras
     import tensorflow as tf
 
     import keras_preact
-    from training import configs
+    from keras_preact.training import configs
 
     recipe = configs.get_config(p["recipe"])
     policy = "float32" if recipe.mixed_precision == "none" else recipe.mixed_precision

@@ -31,9 +31,9 @@ Configurations per pair:
   defaults (float32; ``jit_compile="auto"``, which Keras 3 resolves to no XLA when TensorFlow
   sees no GPU, and to XLA on a GPU machine; the table shows what it resolved to).
 - **ours, keras-preact defaults**: uint8 pixels in (the model normalizes inside), the
-  training package's step (training/loop.py: forward, softmax cross-entropy, coupled L2 on
+  training package's step (keras_preact/training/loop.py: forward, softmax cross-entropy, coupled L2 on
   kernels, backward, SGD momentum; ``jit_compile`` wraps the gradient computation), with
-  the dtype policy and ``jit_compile`` of the pair's CPU training recipe in training/configs.py.
+  the dtype policy and ``jit_compile`` of the pair's CPU training recipe in keras_preact/training/configs.py.
 - **control**: theirs in our step at our settings. Ours and theirs compute the same
   function here, so this ratio is the implementation's own overhead; 1.00x +- noise is
   the expected, honest answer for the keras.applications pairs.
@@ -195,7 +195,7 @@ class Runner:
             self.resolved_jit = bool(model.jit_compile)
             self._step = lambda: model.train_on_batch(x, y)
             return
-        # The training package's step (training/loop.py, one replica): uint8 pixels in.
+        # The training package's step (keras_preact/training/loop.py, one replica): uint8 pixels in.
         opt = keras.optimizers.SGD(0.01, momentum=0.9)
         opt.build(model.trainable_variables)
         kernels = [v for v in model.trainable_variables if v.path.endswith("kernel")]
@@ -282,7 +282,7 @@ def worker(payload):
 
 def our_settings(recipe):
     """(dtype policy, jit_compile) of a training recipe: what keras-preact trains with."""
-    from training import configs
+    from keras_preact.training import configs
 
     cfg = configs.get_config(recipe)
     return ("float32" if cfg.mixed_precision == "none" else cfg.mixed_precision), bool(cfg.jit_compile)

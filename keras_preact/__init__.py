@@ -4,6 +4,7 @@
     >>> model = keras_preact.ResNetV2_164()            # CIFAR, 10 classes
     >>> model = keras_preact.get_model("densenet_bc_100_12", classes=100)
     >>> keras_preact.list_models()
+    >>> model = keras_preact.build_variant("resnetv2_20", unit="original")  # an ablation
 
 Papers: He et al., "Deep Residual Learning for Image Recognition" (CVPR 2016);
 He et al., "Identity Mappings in Deep Residual Networks" (ECCV 2016);
@@ -33,7 +34,14 @@ from keras_preact.densenet import (
     DenseNet_BC_250_24,
 )
 from keras_preact.features import feature_extractor
-from keras_preact.registry import ModelSpec, get_model, get_model_spec, list_models
+from keras_preact.registry import (
+    ModelSpec,
+    build_variant,
+    describe_models,
+    get_model,
+    get_model_spec,
+    list_models,
+)
 from keras_preact.resnet import (
     ResNet,
     ResNet18,

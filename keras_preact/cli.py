@@ -3,9 +3,10 @@
     keras-preact list [--architectures]
     keras-preact predict --model NAME IMAGE...
     keras-preact evaluate --model NAME --dataset folder:PATH [--limit N] [--check]
-    keras-preact export --model_dir RUN_DIR --out DIR
-    keras-preact publish --model_dir RUN_DIR --name NAME --dataset folder:PATH
-    keras-preact zoo-readme
+    keras-preact export (--model NAME | --model_dir RUN_DIR) --out DIR
+    keras-preact train --model ARCH --dataset folder:PATH --model_dir RUN_DIR [--config ...]
+    keras-preact publish --model_dir RUN_DIR --name NAME --dataset folder:PATH --zoo_dir DIR
+    keras-preact zoo-readme [--zoo_dir DIR]
 
 Errors the user can fix (unknown model, bad file, wrong dataset) print one
 line to stderr and exit with status 2; a `--check` that finds a number
@@ -28,9 +29,9 @@ def _print_zoo_table():
     names = zoo.list_zoo()
     if not names:
         print(
-            f"The zoo ({zoo.zoo_dir()}) has no models yet.\n"
-            "Train one (see training/), then publish it:\n"
-            "  keras-preact publish --model_dir RUN_DIR --name NAME --dataset folder:PATH\n"
+            f"The zoo ({', '.join(str(d) for d in zoo.zoo_dirs())}) has no models.\n"
+            "Train one (keras-preact train), then publish it:\n"
+            "  keras-preact publish --model_dir RUN_DIR --name NAME --dataset folder:PATH --zoo_dir DIR\n"
             "Or build an untrained network: keras-preact list --architectures"
         )
         return
@@ -60,11 +61,14 @@ def cmd_list(args):
 
 
 def _saved_model_for(model):
-    """SavedModel directory of a zoo name, or `model` itself if it is a SavedModel directory."""
+    """`model` itself if it is a SavedModel directory, else the zoo model's SavedModel (exported once, cached)."""
     path = Path(model)
     if (path / "saved_model.pb").is_file():
         return path
-    return zoo.saved_model_path(model)
+    from keras_preact.export import zoo_saved_model
+
+    zoo.model_dir(model)  # an unknown name fails here, with the zoo's list, before any export
+    return zoo_saved_model(model)
 
 
 def cmd_predict(args):
@@ -94,7 +98,9 @@ def cmd_predict(args):
 
 def cmd_evaluate(args):
     """Measure top-1/top-5 of a zoo model; with --check, compare with its card."""
-    evaluation = zoo.evaluate(
+    from keras_preact.zoo import evaluation as zoo_evaluation
+
+    evaluation = zoo_evaluation.evaluate(
         args.model, args.dataset, runtime=args.runtime, split=args.split,
         data_dir=args.data_dir, limit=args.limit, batch_size=args.batch_size,
         progress=not args.quiet,
@@ -105,7 +111,7 @@ def cmd_evaluate(args):
     print(json.dumps(result))
     if not args.check:
         return EXIT_OK
-    differences = zoo.check_against_card(args.model, summary)
+    differences = zoo_evaluation.check_against_card(args.model, summary)
     if differences:
         print(f"MISMATCH with the model card of {args.model}: " + "; ".join(differences),
               file=sys.stderr)
@@ -115,10 +121,21 @@ def cmd_evaluate(args):
 
 
 def cmd_export(args):
-    """Export a training run directory as a SavedModel."""
+    """Export a zoo model or a training run directory as a SavedModel."""
     from keras_preact import export
 
-    path = export.export_run(args.model_dir, args.out)
+    if (args.model is None) == (args.model_dir is None):
+        raise ValueError("pass exactly one of --model NAME (a zoo model) and --model_dir RUN_DIR "
+                         "(a training run).")
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise ValueError(f"{out} exists and is not empty; choose a new folder (for TF Serving, "
+                         "a new version number such as DIR/2) or pass --overwrite.")
+    if args.model is not None:
+        zoo.model_dir(args.model)  # an unknown name fails here, with the zoo's list
+        path = export.export_zoo_model(args.model, out)
+    else:
+        path = export.export_run(args.model_dir, out)
     print(f"SavedModel written to {path} (signatures: {export.SERVING_DEFAULT}, "
           f"{export.SERVING_BYTES}).")
     return EXIT_OK
@@ -126,12 +143,15 @@ def cmd_export(args):
 
 def cmd_publish(args):
     """Turn a training run directory into zoo/<name>/."""
-    path = zoo.publish(
-        args.model_dir, args.name, args.dataset, dataset_label=args.dataset_label,
+    from keras_preact.zoo.publish import publish
+
+    path = publish(
+        args.model_dir, args.name, args.dataset, zoo_dir=args.zoo_dir,
+        weights_url=args.weights_url, dataset_label=args.dataset_label,
         data_dir=args.data_dir, split=args.split, overwrite=args.overwrite, limit=args.limit,
         progress=not args.quiet,
     )
-    card = zoo.get_card(args.name)
+    card = json.loads((path / zoo.CARD_FILE).read_text())
     print(f"Published {args.name} to {path}: top-1 {100 * card['top1']:.2f}%, "
           f"top-5 {100 * card['top5']:.2f}% on {card['evaluation']['num_examples']} "
           f"{card['evaluation']['split']} images of {card['dataset']}.")
@@ -139,8 +159,19 @@ def cmd_publish(args):
 
 
 def cmd_zoo_readme(args):
-    """Regenerate zoo/README.md from the model cards."""
-    print(f"Wrote {zoo.write_zoo_readme()}")
+    """Regenerate a zoo directory's README.md from its model cards."""
+    from keras_preact.zoo.cards import write_zoo_readme
+
+    root = args.zoo_dir or zoo.explicit_zoo_dir() or zoo.PACKAGED_ZOO
+    print(f"Wrote {write_zoo_readme(root)}")
+    return EXIT_OK
+
+
+def cmd_train(args):
+    """Train a registry architecture: the trainer's own flags (keras-preact train --help)."""
+    from keras_preact.training.train import run_main
+
+    run_main(["keras-preact train", *args.flags])  # exits with the trainer's status
     return EXIT_OK
 
 
@@ -182,23 +213,43 @@ def build_parser():
                           help="exit 1 unless the numbers match the model card")
     evaluate.set_defaults(run=cmd_evaluate)
 
-    export = commands.add_parser("export", help="export a training run as a SavedModel")
-    export.add_argument("--model_dir", "--model-dir", required=True, help="training run dir")
+    export = commands.add_parser(
+        "export", help="write a SavedModel for TF Serving (preprocessing inside)",
+        description="Write the SavedModel of a zoo model or a training run into --out. For TF "
+                    "Serving, use a numbered version folder: --out serving/NAME/1, served with "
+                    "--model_base_path=$PWD/serving/NAME.")
+    export.add_argument("--model", default=None, help="zoo name")
+    export.add_argument("--model_dir", "--model-dir", default=None, help="training run dir")
     export.add_argument("--out", required=True, help="SavedModel directory to write")
+    export.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
     export.set_defaults(run=cmd_export)
 
-    publish = commands.add_parser("publish", help="turn a training run into zoo/NAME/")
+    train = commands.add_parser(
+        "train", help="train an architecture (flags: keras-preact train --help)", add_help=False,
+        description="Train a registry architecture with a named recipe; resumable.")
+    train.add_argument("flags", nargs=argparse.REMAINDER, help="the trainer's flags")
+    train.set_defaults(run=cmd_train)
+
+    publish = commands.add_parser("publish", help="turn a training run into ZOO_DIR/NAME/")
     publish.add_argument("--model_dir", "--model-dir", required=True, help="training run dir")
     publish.add_argument("--name", required=True, help="zoo name, e.g. resnetv2_20_cifar10")
     _add_dataset_args(publish)
     publish.add_argument("--dataset_label", "--dataset-label", default=None,
                          help="dataset name for the card, e.g. cifar10-jpeg-q75")
-    publish.add_argument("--overwrite", action="store_true", help="replace zoo/NAME/")
+    publish.add_argument("--zoo_dir", "--zoo-dir", default=None,
+                         help="zoo directory to publish into (default: $KERAS_PREACT_ZOO; in a "
+                              "checkout, keras_preact/zoo/models is the zoo the wheel ships)")
+    publish.add_argument("--weights_url", "--weights-url", default=None,
+                         help="URL users download the weights from (large models); recorded "
+                              "in the card")
+    publish.add_argument("--overwrite", action="store_true", help="replace ZOO_DIR/NAME/")
     publish.add_argument("--limit", type=int, default=None,
                          help="evaluate the first N examples only (tests; not for real cards)")
     publish.set_defaults(run=cmd_publish)
 
-    readme = commands.add_parser("zoo-readme", help="regenerate zoo/README.md from the cards")
+    readme = commands.add_parser("zoo-readme", help="regenerate a zoo directory's README.md")
+    readme.add_argument("--zoo_dir", "--zoo-dir", default=None,
+                        help="default: $KERAS_PREACT_ZOO, else the packaged zoo")
     readme.set_defaults(run=cmd_zoo_readme)
     return parser
 
@@ -206,6 +257,10 @@ def build_parser():
 def main(argv=None):
     """Entry point of the `keras-preact` console script; returns the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:
+        # The trainer parses its own flags (argparse would take `--help` and the like as ours).
+        return cmd_train(argparse.Namespace(flags=argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -27,7 +27,7 @@ import keras
 from keras import layers, ops
 
 from keras_preact import _builder
-from keras_preact.registry import ModelSpec, get_model, register
+from keras_preact.registry import ModelSpec, named_builder, register
 from keras_preact.resnet import check_rate, conv, norm_act
 
 # ImageNet depth -> dense layers per block (Table 1; 161 is the k=48 variant
@@ -556,56 +556,20 @@ for _name, (_depth, _k, _params, _source, _convention, _error) in IMAGENET_NETS.
     ))
 
 
-def DenseNet_40_12(**kwargs):
-    """DenseNet (L=40, k=12) for CIFAR (Table 2: 1.0M params, 5.24% C10+ error)."""
-    return get_model("densenet_40_12", **kwargs)
-
-
-def DenseNet_100_12(**kwargs):
-    """DenseNet (L=100, k=12) for CIFAR (Table 2: 7.0M params, 4.10% C10+ error)."""
-    return get_model("densenet_100_12", **kwargs)
-
-
-def DenseNet_100_24(**kwargs):
-    """DenseNet (L=100, k=24) for CIFAR (Table 2: 27.2M params, 3.74% C10+ error)."""
-    return get_model("densenet_100_24", **kwargs)
-
-
-def DenseNet_BC_100_12(**kwargs):
-    """DenseNet-BC (L=100, k=12) for CIFAR (Table 2: 0.8M params, 4.51% C10+ error)."""
-    return get_model("densenet_bc_100_12", **kwargs)
-
-
-def DenseNet_BC_250_24(**kwargs):
-    """DenseNet-BC (L=250, k=24) for CIFAR (Table 2: 15.3M params, 3.62% C10+ error)."""
-    return get_model("densenet_bc_250_24", **kwargs)
-
-
-def DenseNet_BC_190_40(**kwargs):
-    """DenseNet-BC (L=190, k=40) for CIFAR (Table 2: 25.6M params, 3.46% C10+ error)."""
-    return get_model("densenet_bc_190_40", **kwargs)
-
-
-def DenseNet121(**kwargs):
-    """DenseNet-121 (k=32), keras.applications.DenseNet121 layer for layer (Table 3: 25.02% top-1 error)."""
-    return get_model("densenet121", **kwargs)
-
-
-def DenseNet169(**kwargs):
-    """DenseNet-169 (k=32), keras.applications.DenseNet169 layer for layer (Table 3: 23.80%)."""
-    return get_model("densenet169", **kwargs)
-
-
-def DenseNet201(**kwargs):
-    """DenseNet-201 (k=32), keras.applications.DenseNet201 layer for layer (Table 3: 22.58%)."""
-    return get_model("densenet201", **kwargs)
-
-
-def DenseNet264(**kwargs):
-    """DenseNet-264 (k=32) for ImageNet (Table 3: 22.15% top-1 error)."""
-    return get_model("densenet264", **kwargs)
-
-
-def DenseNet161(**kwargs):
-    """DenseNet-161 (k=48, 96 initial features), the authors' released variant (28.7M params)."""
-    return get_model("densenet161", **kwargs)
+# DenseNet's public builders (see registry.named_builder).
+DenseNet_40_12 = named_builder("DenseNet_40_12", "DenseNet (L=40, k=12) for CIFAR.")
+DenseNet_100_12 = named_builder("DenseNet_100_12", "DenseNet (L=100, k=12) for CIFAR.")
+DenseNet_100_24 = named_builder("DenseNet_100_24", "DenseNet (L=100, k=24) for CIFAR.")
+DenseNet_BC_100_12 = named_builder("DenseNet_BC_100_12", "DenseNet-BC (L=100, k=12) for CIFAR.")
+DenseNet_BC_250_24 = named_builder("DenseNet_BC_250_24", "DenseNet-BC (L=250, k=24) for CIFAR.")
+DenseNet_BC_190_40 = named_builder("DenseNet_BC_190_40", "DenseNet-BC (L=190, k=40) for CIFAR.")
+_KERAS = "keras.applications.DenseNet{0}, layer for layer: DenseNet-BC-{0} (k=32) for ImageNet."
+DenseNet121 = named_builder("DenseNet121", _KERAS.format(121))
+DenseNet169 = named_builder("DenseNet169", _KERAS.format(169))
+DenseNet201 = named_builder("DenseNet201", _KERAS.format(201))
+DenseNet264 = named_builder(
+    "DenseNet264", "DenseNet-BC-264 (k=32) for ImageNet. Its blocks (6, 12, 64, 48) make 265 "
+    "weighted layers by the paper's own rule; the paper names it 264.")
+DenseNet161 = named_builder(
+    "DenseNet161", "DenseNet-BC-161 (k=48, 96 initial features) for ImageNet: the authors' "
+    "released variant.")

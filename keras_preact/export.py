@@ -15,10 +15,11 @@ Both return `probabilities` (float32 `[N, classes]`), `top_k_classes`
 pixels reach the network exactly as in training: the model's own
 `ImageNormalization` layer normalizes them inside the graph.
 
-A training run directory (see training/) is exported with `export_run`,
-which rebuilds the architecture named in `run.json` and loads
-`final.weights.h5` into it, so the SavedModel and the zoo's weight file
-come from the same weights.
+A zoo model is exported on demand with `export_zoo_model` (`keras-preact export
+--model NAME --out DIR`): SavedModels are built from the verified weight file, not
+stored. A training run directory is exported with `export_run`, which rebuilds the
+architecture named in `run.json` and loads `final.weights.h5` into it, so the
+SavedModel and the zoo's weight file come from the same weights.
 """
 
 import json
@@ -105,7 +106,8 @@ def build_trained_model(run):
     """
     import keras_preact  # The registry imports this module's neighbours; import it late.
 
-    model = keras_preact.get_model(run.architecture, **run.model_kwargs)
+    # A run's model_kwargs may change the registered network (the ablations' unit=, depth=).
+    model = keras_preact.build_variant(run.architecture, **run.model_kwargs)
     try:
         model.load_weights(run.weights_path)
     except Exception as error:  # h5py and Keras raise many types; the user needs one.
@@ -121,6 +123,42 @@ def export_run(model_dir, export_dir, *, top_k=TOP_K):
     run = read_run(model_dir)
     model = build_trained_model(run)
     return export_model(model, export_dir, class_names=run.class_names, top_k=top_k)
+
+
+def export_zoo_model(name, export_dir, *, top_k=TOP_K):
+    """Export zoo model `name` (weights verified against its card) to `export_dir`; return the path.
+
+    For TF Serving, export into a numbered version folder of the model's base path
+    (`--out serving/NAME/1`, served with `--model_base_path=$PWD/serving/NAME`).
+    """
+    from keras_preact import zoo
+
+    return export_model(zoo.load_model(name), export_dir, class_names=zoo.get_card(name)["class_names"],
+                        top_k=top_k)
+
+
+def zoo_saved_model(name):
+    """The SavedModel of zoo model `name`, exported once into the cache and reused.
+
+    Keyed by the weights' sha256, so new weights under the same name get a new export.
+    """
+    import shutil
+    import tempfile
+
+    from keras_preact import zoo
+
+    card = zoo.get_card(name)
+    target = zoo.cache_dir() / name / f"saved_model-{card['weights']['sha256'][:16]}"
+    if not (target / "saved_model.pb").is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
+        try:
+            export_zoo_model(name, staging / "saved_model")
+            shutil.rmtree(target, ignore_errors=True)
+            (staging / "saved_model").rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def export_model(model, export_dir, *, class_names, top_k=TOP_K):

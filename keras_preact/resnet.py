@@ -23,7 +23,7 @@ import keras
 from keras import layers
 
 from keras_preact import _builder
-from keras_preact.registry import ModelSpec, get_model, register
+from keras_preact.registry import ModelSpec, named_builder, register
 from keras_preact.layers import ChannelZeroPad
 
 # Stage widths. CIFAR: three stages of 16/32/64 filters (v1 paper sec. 4.2).
@@ -620,56 +620,27 @@ for _depth, _params in IMAGENET_PARAMS.items():
     ))
 
 
-def ResNet_20(**kwargs):
-    """ResNet-20 for CIFAR: 3x3 units, option A (v1 Table 6: 0.27M params, 8.75% error)."""
-    return get_model("resnet_20", **kwargs)
-
-
-def ResNet_32(**kwargs):
-    """ResNet-32 for CIFAR (v1 Table 6: 0.46M params, 7.51% error)."""
-    return get_model("resnet_32", **kwargs)
-
-
-def ResNet_44(**kwargs):
-    """ResNet-44 for CIFAR (v1 Table 6: 0.66M params, 7.17% error)."""
-    return get_model("resnet_44", **kwargs)
-
-
-def ResNet_56(**kwargs):
-    """ResNet-56 for CIFAR (v1 Table 6: 0.85M params, 6.97% error)."""
-    return get_model("resnet_56", **kwargs)
-
-
-def ResNet_110(**kwargs):
-    """ResNet-110 for CIFAR (v1 Table 6: 1.7M params, 6.43% error, 6.61 +- 0.16 mean)."""
-    return get_model("resnet_110", **kwargs)
-
-
-def ResNet_1202(**kwargs):
-    """ResNet-1202 for CIFAR (v1 Table 6: 19.4M params, 7.93% error: overfits)."""
-    return get_model("resnet_1202", **kwargs)
-
-
-def ResNet18(**kwargs):
-    """ResNet-18 for ImageNet, basic units (v1 Table 1; 11.7M params, 1.8 GFLOPs)."""
-    return get_model("resnet18", **kwargs)
-
-
-def ResNet34(**kwargs):
-    """ResNet-34 for ImageNet, basic units (v1 Table 1; 21.8M params, 3.6 GFLOPs)."""
-    return get_model("resnet34", **kwargs)
-
-
-def ResNet50(**kwargs):
-    """ResNet-50 for ImageNet (v1 Table 1), keras.applications.ResNet50's layout and weights."""
-    return get_model("resnet50", **kwargs)
-
-
-def ResNet101(**kwargs):
-    """ResNet-101 for ImageNet (v1 Table 1), keras.applications.ResNet101's layout and weights."""
-    return get_model("resnet101", **kwargs)
-
-
-def ResNet152(**kwargs):
-    """ResNet-152 for ImageNet (v1 Table 1), keras.applications.ResNet152's layout and weights."""
-    return get_model("resnet152", **kwargs)
+# ResNet v1's public builders (see registry.named_builder).
+ResNet_20 = named_builder("ResNet_20", "ResNet-20 for CIFAR: basic units, option-A shortcuts.")
+ResNet_32 = named_builder("ResNet_32", "ResNet-32 for CIFAR: basic units, option-A shortcuts.")
+ResNet_44 = named_builder("ResNet_44", "ResNet-44 for CIFAR: basic units, option-A shortcuts.")
+ResNet_56 = named_builder("ResNet_56", "ResNet-56 for CIFAR: basic units, option-A shortcuts.")
+ResNet_110 = named_builder(
+    "ResNet_110", "ResNet-110 for CIFAR: basic units, option-A shortcuts (Table 6: 6.61 +- 0.16% "
+    "mean of 5 runs, 6.43% best).")
+ResNet_1202 = named_builder(
+    "ResNet_1202", "ResNet-1202 for CIFAR: basic units, option-A shortcuts; it overfits (Table 6).")
+ResNet18 = named_builder("ResNet18", "ResNet-18 for ImageNet: basic units, option-B shortcuts.")
+ResNet34 = named_builder("ResNet34", "ResNet-34 for ImageNet: basic units, option-B shortcuts.")
+_KERAS_V1 = ("keras.applications.ResNet{0}'s layout: every conv has a bias, a stage's stride sits "
+             "in its first unit's first 1x1 conv (the original Caffe model), and the model "
+             "normalizes raw pixels as keras.applications' \"caffe\" mode (BGR, mean subtracted).")
+ResNet50 = named_builder(
+    "ResNet50", "ResNet-50 for ImageNet: bottleneck units, keras.applications.ResNet50 layer "
+    "for layer.", _KERAS_V1.format(50))
+ResNet101 = named_builder(
+    "ResNet101", "ResNet-101 for ImageNet: bottleneck units, keras.applications.ResNet101 layer "
+    "for layer.", _KERAS_V1.format(101))
+ResNet152 = named_builder(
+    "ResNet152", "ResNet-152 for ImageNet: bottleneck units, keras.applications.ResNet152 layer "
+    "for layer.", _KERAS_V1.format(152))

@@ -19,7 +19,7 @@ The unit itself lives in `keras_preact.resnet.residual_unit`, shared with v1.
 """
 
 from keras_preact import _builder
-from keras_preact.registry import ModelSpec, get_model, register
+from keras_preact.registry import ModelSpec, named_builder, register
 from keras_preact.resnet import (
     CIFAR_TABLE6,
     CONVS_PER_UNIT,
@@ -213,81 +213,59 @@ for _name, (_depth, _params) in KERAS_V2.items():
     ))
 
 
-def ResNetV2_20(**kwargs):
-    """Pre-activation ResNet-20 for CIFAR, basic units (0.27M params)."""
-    return get_model("resnetv2_20", **kwargs)
+# What tells the paper's ImageNet pre-activation nets (resnetv2_50/101/152) from
+# keras.applications' (resnet50v2/101v2/152v2), in both docstrings: same units, same widths.
+_PAPER_LAYOUT = (
+    "Not `resnet{0}v2` (keras.applications.ResNet{0}V2), which has the same units and widths "
+    "but: here a stage's stride sits in its first unit (in the bottleneck's 3x3 conv, next to "
+    "the projection shortcut), as in the authors' code (fb.resnet.torch preresnet), where "
+    "resnet{0}v2 strides in the last unit of stages conv2-conv4 (subsampling that unit's "
+    "identity shortcut with a 1x1 max-pool); here no conv has a bias, where resnet{0}v2 gives "
+    "one to every conv not followed by BN (the stem, each unit's last 1x1 conv, the "
+    "projections); and here raw pixels are normalized with the ImageNet mean and standard "
+    "deviation (\"torch\" mode), where resnet{0}v2 scales them to [-1, 1] (\"tf\" mode). "
+    "keras.applications' ImageNet weights do not fit it; they fit resnet{0}v2.")
+_KERAS_LAYOUT = (
+    "Not `resnetv2_{0}` (the v2 paper's layout), which has the same units and widths but: "
+    "here the stride of stages conv2-conv4 sits in their last unit (in the bottleneck's 3x3 "
+    "conv; that unit's identity shortcut is subsampled by a 1x1 max-pool), where resnetv2_{0} "
+    "strides in a stage's first unit as the authors' code does; here every conv not followed "
+    "by BN has a bias (the stem, each unit's last 1x1 conv, the projections), where "
+    "resnetv2_{0} has none; and here raw pixels are scaled to [-1, 1] (\"tf\" mode), where "
+    "resnetv2_{0} normalizes with the ImageNet mean and standard deviation (\"torch\" mode). "
+    "The model is named \"resnet{0}v2\", as keras.applications names it.")
 
-
-def ResNetV2_32(**kwargs):
-    """Pre-activation ResNet-32 for CIFAR, basic units (0.46M params)."""
-    return get_model("resnetv2_32", **kwargs)
-
-
-def ResNetV2_44(**kwargs):
-    """Pre-activation ResNet-44 for CIFAR, basic units (0.66M params)."""
-    return get_model("resnetv2_44", **kwargs)
-
-
-def ResNetV2_56(**kwargs):
-    """Pre-activation ResNet-56 for CIFAR, basic units (0.85M params)."""
-    return get_model("resnetv2_56", **kwargs)
-
-
-def ResNetV2_110(**kwargs):
-    """Pre-activation ResNet-110 for CIFAR (v2 Table 2: 6.37% error with full pre-activation)."""
-    return get_model("resnetv2_110", **kwargs)
-
-
-def ResNetV2_164(**kwargs):
-    """Pre-activation ResNet-164 for CIFAR, bottleneck units (v2 Table 3: 1.7M params, 5.46%)."""
-    return get_model("resnetv2_164", **kwargs)
-
-
-def ResNetV2_1001(**kwargs):
-    """Pre-activation ResNet-1001 for CIFAR, bottleneck units (v2 Table 3: 10.2M params, 4.92%)."""
-    return get_model("resnetv2_1001", **kwargs)
-
-
-def ResNetV2_18(**kwargs):
-    """Pre-activation ResNet-18 for ImageNet, basic units."""
-    return get_model("resnetv2_18", **kwargs)
-
-
-def ResNetV2_34(**kwargs):
-    """Pre-activation ResNet-34 for ImageNet, basic units."""
-    return get_model("resnetv2_34", **kwargs)
-
-
-def ResNetV2_50(**kwargs):
-    """Pre-activation ResNet-50 for ImageNet, stride in the first unit of a stage."""
-    return get_model("resnetv2_50", **kwargs)
-
-
-def ResNetV2_101(**kwargs):
-    """Pre-activation ResNet-101 for ImageNet, stride in the first unit of a stage."""
-    return get_model("resnetv2_101", **kwargs)
-
-
-def ResNetV2_152(**kwargs):
-    """Pre-activation ResNet-152 for ImageNet (v2 Table 5: 21.1% top-1 error)."""
-    return get_model("resnetv2_152", **kwargs)
-
-
-def ResNetV2_200(**kwargs):
-    """Pre-activation ResNet-200 for ImageNet (v2 Table 5: 20.7% top-1 error)."""
-    return get_model("resnetv2_200", **kwargs)
-
-
-def ResNet50V2(**kwargs):
-    """keras.applications.ResNet50V2, layer for layer (25,613,800 params)."""
-    return get_model("resnet50v2", **kwargs)
-
-
-def ResNet101V2(**kwargs):
-    """keras.applications.ResNet101V2, layer for layer (44,675,560 params)."""
-    return get_model("resnet101v2", **kwargs)
-
-
-def ResNet152V2(**kwargs):
-    """keras.applications.ResNet152V2, layer for layer (60,380,648 params)."""
-    return get_model("resnet152v2", **kwargs)
+# The pre-activation ResNets' public builders (see registry.named_builder).
+ResNetV2_20 = named_builder("ResNetV2_20", "Pre-activation ResNet-20 for CIFAR, basic units.")
+ResNetV2_32 = named_builder("ResNetV2_32", "Pre-activation ResNet-32 for CIFAR, basic units.")
+ResNetV2_44 = named_builder("ResNetV2_44", "Pre-activation ResNet-44 for CIFAR, basic units.")
+ResNetV2_56 = named_builder("ResNetV2_56", "Pre-activation ResNet-56 for CIFAR, basic units.")
+ResNetV2_110 = named_builder(
+    "ResNetV2_110", "Pre-activation ResNet-110 for CIFAR, basic units (Table 2's full "
+    "pre-activation row).")
+ResNetV2_164 = named_builder(
+    "ResNetV2_164", "Pre-activation ResNet-164 for CIFAR, bottleneck units.")
+ResNetV2_1001 = named_builder(
+    "ResNetV2_1001", "Pre-activation ResNet-1001 for CIFAR, bottleneck units.")
+ResNetV2_18 = named_builder("ResNetV2_18", "Pre-activation ResNet-18 for ImageNet, basic units.")
+ResNetV2_34 = named_builder("ResNetV2_34", "Pre-activation ResNet-34 for ImageNet, basic units.")
+ResNetV2_50 = named_builder(
+    "ResNetV2_50", "Pre-activation ResNet-50 for ImageNet, the v2 paper's layout.",
+    _PAPER_LAYOUT.format(50))
+ResNetV2_101 = named_builder(
+    "ResNetV2_101", "Pre-activation ResNet-101 for ImageNet, the v2 paper's layout.",
+    _PAPER_LAYOUT.format(101))
+ResNetV2_152 = named_builder(
+    "ResNetV2_152", "Pre-activation ResNet-152 for ImageNet, the v2 paper's layout.",
+    _PAPER_LAYOUT.format(152))
+ResNetV2_200 = named_builder(
+    "ResNetV2_200", "Pre-activation ResNet-200 for ImageNet, the v2 paper's layout.")
+ResNet50V2 = named_builder(
+    "ResNet50V2", "keras.applications.ResNet50V2, layer for layer: a pre-activation ResNet-50.",
+    _KERAS_LAYOUT.format(50))
+ResNet101V2 = named_builder(
+    "ResNet101V2", "keras.applications.ResNet101V2, layer for layer: a pre-activation "
+    "ResNet-101.", _KERAS_LAYOUT.format(101))
+ResNet152V2 = named_builder(
+    "ResNet152V2", "keras.applications.ResNet152V2, layer for layer: a pre-activation "
+    "ResNet-152.", _KERAS_LAYOUT.format(152))

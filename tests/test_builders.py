@@ -50,10 +50,17 @@ def test_variable_input_size_without_top_and_with_top():
 
 def test_input_tensor_is_used_and_its_producers_kept():
     image = keras.Input((32, 32, 3))
-    scaled = keras.layers.Rescaling(1.0)(image)
-    model = keras_preact.ResNet_20(input_tensor=scaled)
-    assert model.inputs[0] is image or model.inputs[0].shape == image.shape
+    doubled = keras.layers.Rescaling(2.0)(image)
+    model = keras_preact.ResNet_20(input_tensor=doubled, classifier_activation=None)
+    # The model starts at the Input that produced `input_tensor`, with the layers between kept.
+    assert model.inputs[0] is image
+    assert isinstance(model.layers[1], keras.layers.Rescaling)
     assert model.output_shape == (None, 10)
+    # ... and computes on the doubled pixels: a model without it needs 2 * X for the same outputs.
+    plain = keras_preact.ResNet_20(classifier_activation=None)
+    plain.set_weights(model.get_weights())
+    np.testing.assert_allclose(model(X), plain(2.0 * X), rtol=1e-4, atol=1e-4)
+    assert not np.allclose(model(X), plain(X), rtol=1e-4, atol=1e-4)
 
 
 def test_include_preprocessing_normalizes_raw_pixels_inside():
@@ -119,8 +126,8 @@ def test_resnet_v1_cifar_uses_parameter_free_option_a_shortcuts():
         (lambda: keras_preact.ResNet50(input_shape=(16, 16, 3)), r"at least 32"),
         (lambda: keras_preact.ResNet_20(classes=0), r"classes.*>= 1"),
         (lambda: keras_preact.ResNet_20(pooling="mean"), r"pooling.*'avg', 'max'"),
-        (lambda: keras_preact.ResNetV2_20(unit="preact"), r"unit.*full_preactivation"),
-        (lambda: keras_preact.ResNetV2_20(shortcut="gated"), r"shortcut.*exclusive_gating"),
+        (lambda: keras_preact.ResNetV2(20, unit="preact"), r"unit.*full_preactivation"),
+        (lambda: keras_preact.ResNetV2(20, shortcut="gated"), r"shortcut.*exclusive_gating"),
         (lambda: keras_preact.ResNetV2_20(drop_path_rate=1.0), r"drop_path_rate"),
         (lambda: keras_preact.ResNet_20(weights="imagenet"), r"'resnet_20' is not one of them"),
         (lambda: keras_preact.ResNet_20(weights="resnet20_cifar10"), r"neither a zoo model nor an existing file"),
@@ -150,12 +157,14 @@ def test_weights_file_round_trip(tmp_path):
     again = keras_preact.ResNet_20(weights=path)
     np.testing.assert_allclose(again(X), model(X), atol=1e-6)
     headless = keras_preact.ResNet_20(weights=path, include_top=False, pooling="avg")
-    np.testing.assert_allclose(
-        headless.get_layer("conv4_block3_out").get_weights() or [0], [0]
-    )
-    np.testing.assert_allclose(
-        headless.get_layer("conv4_block3_2_conv").kernel, model.get_layer("conv4_block3_2_conv").kernel
-    )
+    # Without the top, every weight of the file but the classifier's is loaded, as saved...
+    saved = {w.path: w.numpy() for w in model.weights}
+    assert {w.path for w in headless.weights} == set(saved) - {"predictions/kernel", "predictions/bias"}
+    for weight in headless.weights:
+        np.testing.assert_array_equal(weight.numpy(), saved[weight.path], err_msg=weight.path)
+    # ... so the headless model computes the full model's pooled features.
+    features = keras.Model(model.inputs, model.get_layer("avg_pool").output)
+    np.testing.assert_allclose(headless(X), features(X), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("other", [lambda: keras_preact.ResNet_32(), lambda: keras_preact.ResNet_20(classes=5)])
@@ -219,26 +228,12 @@ def test_registry_lists_every_public_builder():
         spec = keras_preact.get_model_spec(name)
         assert spec.paper, name
         assert "Table" in spec.paper or "keras.applications" in spec.paper, spec.paper
+    # One public named builder per registry name, and nothing else named like one.
     public = {n for n in dir(keras_preact) if re.match(r"^(ResNet|DenseNet)\w*\d", n)}
-    for builder_name in public:
-        source = inspect.getsource(getattr(keras_preact, builder_name))
-        registered = re.search(r'get_model\("([^"]+)"', source)
-        if registered:
-            assert registered.group(1) in names
-
-
-@pytest.mark.parametrize("builder", [keras_preact.ResNet, keras_preact.ResNetV2, keras_preact.DenseNet])
-def test_documented_defaults_match_the_signature(builder):
-    """Every argument is documented as `name: type. ... Defaults to X.` and X is the default."""
-    import ast
-
-    doc = inspect.getdoc(builder)
-    for param in inspect.signature(builder).parameters.values():
-        entry = re.search(rf"^    {param.name}: (.*?)(?=^    \w+: |^Returns:)", doc, re.M | re.S)
-        assert entry, f"{builder.__name__}: `{param.name}` is not documented"
-        default = re.search(r"Defaults\s+to\s+(\S+?)[.:]?(?:\s|$)", entry.group(1))
-        assert default, f"{builder.__name__}.{param.name}: no 'Defaults to'"
-        assert ast.literal_eval(default.group(1)) == param.default, (
-            f"{builder.__name__}.{param.name}: documented {default.group(1)}, "
-            f"signature {param.default!r}"
-        )
+    registered = {getattr(keras_preact, n).registry_name: n for n in public
+                  if hasattr(getattr(keras_preact, n), "registry_name")}
+    assert sorted(registered) == names
+    assert public - set(registered.values()) == {"ResNetV2"}  # the generic builder
+    for name, builder_name in registered.items():
+        assert builder_name.lower() == name
+        assert f"_build_named({name!r}, locals())" in inspect.getsource(getattr(keras_preact, builder_name))

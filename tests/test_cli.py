@@ -29,13 +29,22 @@ def console_script():
     return [str(script)] if script.is_file() else [sys.executable, "-m", "keras_preact.cli"]
 
 
-def test_bare_command_with_an_empty_zoo_is_helpful(tmp_path):
+def test_bare_command_shows_usage_and_the_packaged_zoo(tmp_path):
     env = dict(os.environ, KERAS_PREACT_ZOO=str(tmp_path / "empty"))
     result = subprocess.run(console_script(), capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "usage: keras-preact" in result.stdout
-    assert "no models yet" in result.stdout
-    assert "keras-preact publish --model_dir" in result.stdout
+    card = zoo.get_card("resnetv2_20_cifar10")
+    row = next(line for line in result.stdout.splitlines() if line.startswith("resnetv2_20_cifar10 "))
+    assert f"{100 * card['top1']:.2f}%" in row
+
+
+def test_an_empty_zoo_says_how_to_publish(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERAS_PREACT_ZOO", str(tmp_path / "empty"))
+    monkeypatch.setattr(zoo, "PACKAGED_ZOO", tmp_path / "no_packaged_models")
+    assert cli.main(["list"]) == 0
+    output = capsys.readouterr().out
+    assert "has no models" in output and "keras-preact publish --model_dir" in output
 
 
 def test_list_shows_zoo_models(tiny_zoo, capsys):
@@ -107,15 +116,35 @@ def test_unknown_model_is_a_one_line_error(tiny_zoo, capsys):
     assert "Traceback" not in err
 
 
-def test_export_command_writes_a_servable_model(tiny_zoo, tmp_path, capsys):
-    out = tmp_path / "exported"
-    assert cli.main(["export", "--model_dir", str(run_dir()), "--out", str(out)]) == 0
+def test_export_of_a_zoo_model_and_of_its_run_serve_the_keras_answers(tiny_zoo, tmp_path, capsys):
+    """`export --model NAME` (on demand, from the verified weights) and `export --model_dir RUN`
+    write SavedModels whose outputs equal the Keras model's, in a TF Serving version folder."""
+    import keras_preact
+
+    by_name, by_run = tmp_path / "serving" / ZOO_NAME / "1", tmp_path / "from_run"
+    assert cli.main(["export", "--model", ZOO_NAME, "--out", str(by_name)]) == 0
+    assert cli.main(["export", "--model_dir", str(run_dir()), "--out", str(by_run)]) == 0
     assert "serving_bytes" in capsys.readouterr().out
-    images = tf.constant(np.stack([random_pixels(seed) for seed in range(2)]))
-    ours = tf.saved_model.load(str(out)).signatures["serving_default"](images=images)
-    zoos = tf.saved_model.load(str(tiny_zoo / ZOO_NAME / "saved_model")).signatures[
-        "serving_default"](images=images)
-    np.testing.assert_array_equal(ours["probabilities"].numpy(), zoos["probabilities"].numpy())
+    pixels = np.stack([random_pixels(seed) for seed in range(2)])
+    card = zoo.get_card(ZOO_NAME)
+    model = keras_preact.get_model(card["architecture"], weights=ZOO_NAME, **card["model_kwargs"])
+    expected = model.predict(pixels.astype("float32"), verbose=0)
+    for path in (by_name, by_run):
+        served = tf.saved_model.load(str(path)).signatures["serving_default"](images=tf.constant(pixels))
+        np.testing.assert_allclose(served["probabilities"].numpy(), expected, atol=1e-5)
+
+
+def test_export_refuses_to_write_over_a_folder_and_needs_one_source(tiny_zoo, tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "saved_model.pb").write_bytes(b"a model of the user's")
+    assert cli.main(["export", "--model", ZOO_NAME, "--out", str(taken)]) == cli.EXIT_USAGE
+    assert "is not empty" in capsys.readouterr().err
+    assert (taken / "saved_model.pb").read_bytes() == b"a model of the user's"
+    assert cli.main(["export", "--out", str(tmp_path / "x")]) == cli.EXIT_USAGE
+    assert "exactly one of --model NAME" in capsys.readouterr().err
+    assert cli.main(["export", "--model", "resnet_9000", "--out", str(tmp_path / "y")]) == cli.EXIT_USAGE
+    assert "Unknown zoo model 'resnet_9000'" in capsys.readouterr().err and not (tmp_path / "y").exists()
 
 
 def test_export_of_a_non_run_directory_is_a_clear_error(tmp_path, capsys):

@@ -19,7 +19,7 @@ from keras_preact.resnet import SHORTCUTS, UNIT_LAYOUTS
 from reports import make_identity_mappings as R
 from training.experiments import grid as G
 from training.experiments import identity_mappings as IM
-from training import train as T
+from keras_preact.training import train as T
 from image_folders import make_image_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -67,7 +67,7 @@ def test_grid_covers_every_shortcut_and_unit_and_each_builds():
     assert len({e.name for e in grid}) == len(grid)
     for e in t1 + t2:
         assert e.model == "resnetv2_20" and e.kwargs["depth"] == 8
-        model = keras_preact.get_model(e.model, **e.kwargs)
+        model = keras_preact.build_variant(e.model, **e.kwargs)
         assert model.output.shape == (None, 10), e.name
         assert keras_preact.paper_depth(model) == 8, e.name
         keras.backend.clear_session()
@@ -110,14 +110,14 @@ CPU_PAIR_MODELS = [("resnetv2_20", "{}"), ("resnetv2_56", "{}"),
 
 @pytest.mark.parametrize("model,kw", CPU_PAIR_MODELS)
 def test_matched_parameter_pairs_are_computed_not_guessed(model, kw):
-    m = keras_preact.get_model(model, **json.loads(kw))
+    m = keras_preact.build_variant(model, **json.loads(kw))
     assert keras_preact.count_params(m, trainable_only=True) == G.PAIR_PARAMS[(model, kw)]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model,kw", sorted(set(G.PAIR_PARAMS) - set(CPU_PAIR_MODELS)))
 def test_paper_scale_pair_params(model, kw):
-    m = keras_preact.get_model(model, **json.loads(kw))
+    m = keras_preact.build_variant(model, **json.loads(kw))
     assert keras_preact.count_params(m, trainable_only=True) == G.PAIR_PARAMS[(model, kw)]
 
 
@@ -349,7 +349,7 @@ def test_smoke_run_trains_one_experiment_and_skips_it_after(tmp_path):
 
 def test_trainer_rejects_bad_model_kwargs_in_one_line(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    p = subprocess.run([sys.executable, "-m", "training.train", "--model=resnetv2_20",
+    p = subprocess.run([sys.executable, "-m", "keras_preact.training.train", "--model=resnetv2_20",
                         "--model_kwargs=[1]", f"--dataset=folder:{tmp_path}", f"--model_dir={tmp_path}/m"],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "Traceback" not in p.stderr
@@ -477,7 +477,7 @@ def test_ordering_check_claims_no_best_row_from_a_single_run():
 
 def test_gate_means_reads_every_units_gate():
     """With the gates' kernels zeroed, g = sigmoid(b_g) everywhere, whatever the image."""
-    model = keras_preact.get_model("resnetv2_20", classes=10, unit="original", shortcut="exclusive_gating",
+    model = keras_preact.build_variant("resnetv2_20", classes=10, unit="original", shortcut="exclusive_gating",
                                    gate_bias_init=-6.0)
     gates = [layer for layer in model.layers if layer.name.endswith("_gate_conv")]
     for layer in gates:

@@ -26,7 +26,10 @@ PROBABILITY_TOLERANCE = 1e-5
 
 
 def saved_model_dir(zoo_root):
-    return zoo_root / ZOO_NAME / "saved_model"
+    """The tiny zoo model's SavedModel, exported on demand (once: it is cached)."""
+    from keras_preact.export import zoo_saved_model
+
+    return zoo_saved_model(ZOO_NAME)
 
 
 def sample_images(count=4, height=32, width=32):
@@ -137,7 +140,7 @@ def test_top_k_is_capped_at_the_class_count_and_sorted(tiny_zoo):
 def test_logits_model_exports_probabilities(tmp_path):
     import keras_preact
 
-    model = keras_preact.get_model("resnet_20", depth=8, classes=6, classifier_activation=None)
+    model = keras_preact.build_variant("resnet_20", depth=8, classes=6, classifier_activation=None)
     path = export.export_model(model, tmp_path / "sm", class_names=list("abcdef"))
     images = sample_images(2)
     served = tf.saved_model.load(str(path)).signatures["serving_default"](images=images)
@@ -150,13 +153,13 @@ def test_logits_model_exports_probabilities(tmp_path):
 def test_export_rejects_models_it_cannot_serve(tmp_path):
     import keras_preact
 
-    raw = keras_preact.get_model("resnet_20", depth=8, classes=3, include_preprocessing=False)
+    raw = keras_preact.build_variant("resnet_20", depth=8, classes=3, include_preprocessing=False)
     with pytest.raises(ValueError, match="include_preprocessing=True"):
         export.export_model(raw, tmp_path / "a", class_names=CLASS_NAMES)
-    headless = keras_preact.get_model("resnet_20", depth=8, include_top=False, pooling="avg")
+    headless = keras_preact.build_variant("resnet_20", depth=8, include_top=False, pooling="avg")
     with pytest.raises(ValueError, match="include_top=True"):
         export.export_model(headless, tmp_path / "b", class_names=CLASS_NAMES)
-    model = keras_preact.get_model("resnet_20", depth=8, classes=3)
+    model = keras_preact.build_variant("resnet_20", depth=8, classes=3)
     with pytest.raises(ValueError, match="3 classes but 2 class names"):
         export.export_model(model, tmp_path / "c", class_names=["x", "y"])
     assert not any(tmp_path.iterdir()), "nothing may be written when the export is refused"

@@ -127,7 +127,7 @@ def test_imagenet_weights_that_do_not_fit_are_refused(offline_applications):
     # resnet50 without keras.applications' conv biases: the same registry name, fewer arrays.
     with pytest.raises(ValueError, match=r"ResNet50's ImageNet weights do not fit model 'resnet50': "
                                          r"320 arrays against the model.s 267, first difference at array 5"):
-        keras_preact.ResNet50(weights="imagenet", conv_bias=False)
+        keras_preact.build_variant("resnet50", weights="imagenet", conv_bias=False)
 
 
 def test_imagenet_download_failure_says_what_happened(monkeypatch):

@@ -37,7 +37,9 @@ TOLERANCE = 1e-5
 
 @pytest.fixture
 def loaded(tiny_zoo):
-    return tf.saved_model.load(str(tiny_zoo / ZOO_NAME / "saved_model"))
+    from keras_preact.export import zoo_saved_model
+
+    return tf.saved_model.load(str(zoo_saved_model(ZOO_NAME)))
 
 
 def b64(data):
@@ -195,8 +197,8 @@ def test_zero_sized_pixel_batch_is_refused(loaded):
 
 
 def test_serving_decodes_jpegs_like_the_training_pipeline(tmp_path):
-    """serving_bytes sees the same pixels as training/data.py for real CIFAR JPEGs."""
-    load_split = pytest.importorskip("training.data").load_split
+    """serving_bytes sees the same pixels as keras_preact/data.py for real CIFAR JPEGs."""
+    load_split = pytest.importorskip("keras_preact.data").load_split
     files = cifar_jpegs(6)  # Skips without the dataset.
     for split in ("train", "test"):
         for index, data in enumerate(files):
@@ -252,9 +254,9 @@ def test_fuzz_decode_returns_pixels_or_invalid_argument(data):
     assert np.all(np.isfinite(pixels)) and pixels.min() >= 0 and pixels.max() <= 255
 
 
-# --- The examples in zoo/DEPLOYMENT.md, against a stand-in for the REST server -----------------
+# --- The examples in docs/deployment.md, against a stand-in for the REST server -----------------
 
-DEPLOYMENT = Path(__file__).resolve().parent.parent / "zoo" / "DEPLOYMENT.md"
+DEPLOYMENT = Path(__file__).resolve().parent.parent / "docs" / "deployment.md"
 
 
 def deployment_code_blocks(language):

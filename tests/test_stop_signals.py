@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from training.loop import Interrupted, StopSignals
+from keras_preact.training.loop import Interrupted, StopSignals
 
 
 @pytest.fixture

@@ -37,24 +37,24 @@ def assert_clean_error(rc, out, err, *needles):
 
 
 def test_unknown_model_lists_valid_names(tmp_path):
-    rc, out, err = run("training.train", "--model=resnet_21", f"--dataset=folder:{tmp_path}",
+    rc, out, err = run("keras_preact.training.train", "--model=resnet_21", f"--dataset=folder:{tmp_path}",
                        f"--model_dir={tmp_path}/m")
     assert_clean_error(rc, out, err, "resnet_21", "resnet_20", "resnetv2_20", "densenet_bc_100_12")
 
 
 def test_unknown_config_and_dataset(tmp_path):
     root = make_folder(tmp_path / "ds", n_train=1, n_test=1)
-    rc, out, err = run("training.train", "--model=resnet_20", f"--dataset=folder:{root}", "--config=nope",
+    rc, out, err = run("keras_preact.training.train", "--model=resnet_20", f"--dataset=folder:{root}", "--config=nope",
                        f"--model_dir={tmp_path}/m")
     assert_clean_error(rc, out, err, "nope", "resnet_cifar", "cifar_cpu_short")
-    rc, out, err = run("training.train", "--model=resnet_20", "--dataset=cifar11", f"--data_dir={tmp_path}",
+    rc, out, err = run("keras_preact.training.train", "--model=resnet_20", "--dataset=cifar11", f"--data_dir={tmp_path}",
                        f"--model_dir={tmp_path}/m")
     assert_clean_error(rc, out, err, "cifar11", "folder:PATH", "cifar10")
 
 
 def test_offline_cifar10_fails_fast_with_hint(tmp_path):
     t0 = time.time()
-    rc, out, err = run("training.train", "--model=resnet_20", "--dataset=cifar10", f"--data_dir={tmp_path}/tfds",
+    rc, out, err = run("keras_preact.training.train", "--model=resnet_20", "--dataset=cifar10", f"--data_dir={tmp_path}/tfds",
                        f"--model_dir={tmp_path}/m")
     assert time.time() - t0 < 60  # TensorFlow import included; tfds would retry for minutes
     assert_clean_error(rc, out, err, "--data_dir", "folder:")
@@ -63,7 +63,7 @@ def test_offline_cifar10_fails_fast_with_hint(tmp_path):
 def test_bad_folder_reported_before_training(tmp_path):
     root = make_folder(tmp_path / "ds", n_train=2, n_test=1)
     os.makedirs(os.path.join(root, "train", "owl"))
-    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={tmp_path}/m")
+    rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={tmp_path}/m")
     assert_clean_error(rc, out, err, "empty class folder", "owl", "only in train")
     assert not os.path.exists(tmp_path / "m" / "checkpoint")
 
@@ -74,7 +74,7 @@ def test_full_tiny_run_outputs_contract_and_evaluate(tmp_path):
     with open(bad, "wb") as f:
         f.write(b"\xff\xd8\xff\xe0 definitely not a whole jpeg")
     md = str(tmp_path / "run")
-    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={md}", "--epochs=2")
+    rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={md}", "--epochs=2")
     assert rc == 0, err[-3000:]
     assert "broken.jpg" in err
     for name in ("run.json", "model.keras", "final.weights.h5", "curves.png", "train.log"):
@@ -96,16 +96,24 @@ def test_full_tiny_run_outputs_contract_and_evaluate(tmp_path):
     assert r["final"]["test_examples"] == 9 and 0 <= r["final"]["test_top1"] <= 1
     assert r["versions"]["tensorflow"] and r["versions"]["keras"]
     # The CPU's instruction sets, read from /proc/cpuinfo as the benches read them.
-    from training.report import cpu_summary
+    from keras_preact.training.report import cpu_summary
 
     flags = cpu_summary()
     assert r["hardware"]["cpu_flags"] == {k: flags[k] for k in ("avx2", "fma", "avx512", "amx", "avx512_bf16")}
     # Each epoch names the CPU that trained it: a run resumed elsewhere keeps the earlier machines.
     assert [e["cpu"] for e in r["epochs"]] == [flags["cpu"]] * 2
     assert len([ln for ln in open(os.path.join(md, "train.log"))]) == 2
+    # The export/zoo tests stand in a hand-written run directory for a real one: it may hold
+    # only what the trainer writes, and the trainer's run must be what export/publish read.
+    from keras_preact import export
+    from test_zoo_support import run_dir
+
+    fixture = json.loads((run_dir() / "run.json").read_text())
+    assert set(fixture) <= set(r), set(fixture) - set(r)
+    assert export.read_run(md).architecture == "resnet_20"
 
     out_json = str(tmp_path / "eval.json")
-    rc, out, err = run("training.evaluate", f"--model_dir={md}", f"--output={out_json}")
+    rc, out, err = run("keras_preact.training.evaluate", f"--model_dir={md}", f"--output={out_json}")
     assert rc == 0, err[-3000:]
     assert "top-1" in out and "top-5" in out
     with open(out_json) as f:
@@ -113,7 +121,7 @@ def test_full_tiny_run_outputs_contract_and_evaluate(tmp_path):
     assert ev["examples"] == 9
     assert ev["top1"] == pytest.approx(r["final"]["test_top1"], abs=1e-6)
     # Running the finished command again does not train again.
-    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={md}", "--epochs=2")
+    rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={md}", "--epochs=2")
     assert rc == 0, err[-3000:]
     with open(os.path.join(md, "run.json")) as f:
         assert [e["epoch"] for e in json.load(f)["epochs"]] == [1, 2]
@@ -122,11 +130,11 @@ def test_full_tiny_run_outputs_contract_and_evaluate(tmp_path):
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     root = make_folder(tmp_path / "ds")
     md = str(tmp_path / "run")
-    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={md}", "--epochs=1")
+    rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={md}", "--epochs=1")
     assert rc == 0, err[-3000:]
     ckpt = os.path.join(md, "checkpoint", "ckpt.npz")
     before = open(ckpt, "rb").read()
-    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={md}", "--epochs=3",
+    rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={md}", "--epochs=3",
                        "--learning_rate=1e30")
     assert rc == 3
     assert_clean_error(rc, out, err, "loss became", "epoch 2", "last good checkpoint (epoch 1)")
@@ -139,12 +147,12 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 def test_init_from_starts_from_a_finished_run_and_keeps_the_totals(tmp_path):
     root = make_folder(tmp_path / "ds")
     first, second, other = (str(tmp_path / n) for n in ("first", "second", "other"))
-    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={first}")
+    rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={first}")
     assert rc == 0, err[-3000:]
     with open(os.path.join(first, "run.json")) as f:
         r1 = json.load(f)
 
-    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={second}",
+    rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={second}",
                        f"--init_from={first}", "--epochs=2")
     assert rc == 0, err[-3000:]
     with open(os.path.join(second, "run.json")) as f:
@@ -155,7 +163,7 @@ def test_init_from_starts_from_a_finished_run_and_keeps_the_totals(tmp_path):
     assert r2["epochs_total"] == 3 and len(r2["epochs"]) == 2
     assert r2["wall_time_total_s"] == pytest.approx(r1["wall_time_s"] + r2["wall_time_s"], abs=0.2)
     # A third cycle chains the totals of both before it.
-    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={tmp_path}/third",
+    rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={tmp_path}/third",
                        f"--init_from={second}")
     assert rc == 0, err[-3000:]
     with open(tmp_path / "third" / "run.json") as f:
@@ -163,16 +171,16 @@ def test_init_from_starts_from_a_finished_run_and_keeps_the_totals(tmp_path):
     assert r3["init_from"]["epochs_total"] == 3 and r3["epochs_total"] == 4
     assert r3["init_from"]["init_from"]["model_dir"] == first
     # Resuming needs the same --init_from: it is part of the checkpoint's identity.
-    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={second}", "--epochs=2")
+    rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={second}", "--epochs=2")
     assert_clean_error(rc, out, err, "checkpoint of a different run", "init_from:", "None now")
 
     # Weights that are not the ones run.json recorded are refused (so the load really happens).
-    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={other}", "--seed=1")
+    rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={other}", "--seed=1")
     assert rc == 0, err[-3000:]
     import shutil
 
     shutil.copy(os.path.join(other, "final.weights.h5"), os.path.join(first, "final.weights.h5"))
-    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={tmp_path}/x",
+    rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={tmp_path}/x",
                        f"--init_from={first}")
     assert_clean_error(rc, out, err, "is not the weights its run.json recorded")
 
@@ -180,12 +188,12 @@ def test_init_from_starts_from_a_finished_run_and_keeps_the_totals(tmp_path):
 def test_init_from_errors(tmp_path):
     root = make_folder(tmp_path / "ds")
     md = str(tmp_path / "v1")
-    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={md}")
+    rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={md}")
     assert rc == 0, err[-3000:]
-    rc, out, err = run("training.train", "--model=resnetv2_20", "--config=smoke", "--batch_size=8",
+    rc, out, err = run("keras_preact.training.train", "--model=resnetv2_20", "--config=smoke", "--batch_size=8",
                        f"--dataset=folder:{root}", f"--model_dir={tmp_path}/v2", f"--init_from={md}")
     assert_clean_error(rc, out, err, "another model", "'resnet_20' there", "'resnetv2_20' now")
-    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={tmp_path}/y",
+    rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={tmp_path}/y",
                        f"--init_from={tmp_path}/missing")
     assert_clean_error(rc, out, err, "must be the model_dir of a finished training run")
     with open(os.path.join(md, "run.json")) as f:
@@ -193,6 +201,6 @@ def test_init_from_errors(tmp_path):
     r["status"] = "running"
     with open(os.path.join(md, "run.json"), "w") as f:
         json.dump(r, f)
-    rc, out, err = run("training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={tmp_path}/z",
+    rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={tmp_path}/z",
                        f"--init_from={md}")
     assert_clean_error(rc, out, err, "is not a finished run", "'running'")

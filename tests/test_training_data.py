@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from training import data, pipeline
+from keras_preact import data
+from keras_preact.training import pipeline
 from image_folders import make_image_folder
 
 
@@ -199,7 +200,7 @@ def test_folder_dataset_can_be_a_tar_gz_archive(tmp_path, monkeypatch):
     import numpy as np
     from PIL import Image
 
-    from training import data
+    from keras_preact import data
 
     tree = tmp_path / "tree"
     for split in ("train", "test"):

@@ -38,7 +38,7 @@ def _free_ports(n):
 def test_mirrored_two_cpu_devices(tmp_path):
     root = make_folder(tmp_path / "ds")
     md = str(tmp_path / "run")
-    p = subprocess.run([sys.executable, "-m", "training.train", "--model=resnet_20", "--config=smoke",
+    p = subprocess.run([sys.executable, "-m", "keras_preact.training.train", "--model=resnet_20", "--config=smoke",
                         "--batch_size=8", "--epochs=2", "--cpu_devices=2", f"--dataset=folder:{root}",
                         f"--model_dir={md}"],  # --strategy=auto picks mirrored for --cpu_devices=2
                        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
@@ -62,7 +62,7 @@ def test_multi_worker_two_processes_identical_weights(tmp_path):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
         log = open(tmp_path / f"w{i}.log", "w")
         procs.append((subprocess.Popen(
-            [sys.executable, "-m", "training.train", "--model=resnet_20", "--config=smoke", "--batch_size=8",
+            [sys.executable, "-m", "keras_preact.training.train", "--model=resnet_20", "--config=smoke", "--batch_size=8",
              "--epochs=2", "--strategy=multi_worker", f"--dataset=folder:{root}", f"--model_dir={md}"],
             cwd=ROOT, env=_env(TF_CONFIG=tf_config), stdout=log, stderr=subprocess.STDOUT), log))
     try:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training import state
+from keras_preact.training import state
 from image_folders import make_image_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,7 +25,7 @@ def start(args, log_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     env.pop("TF_CONFIG", None)
     log = open(log_path, "w")
-    return subprocess.Popen([sys.executable, "-m", "training.train", *args], cwd=ROOT, env=env, stdout=log,
+    return subprocess.Popen([sys.executable, "-m", "keras_preact.training.train", *args], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT), log
 
 

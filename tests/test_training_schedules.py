@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from training import configs, schedules
+from keras_preact.training import configs, schedules
 
 CIFAR_TRAIN = 50_000
 
@@ -130,7 +130,7 @@ def test_cosine_schedule():
 
 def test_weight_decay_penalises_kernels_only():
     import keras_preact
-    from training.loop import _kernel_variables
+    from keras_preact.training.loop import _kernel_variables
 
     model = keras_preact.get_model("resnet_20", classifier_activation=None)
     decayed = _kernel_variables(model, "kernels")

@@ -8,8 +8,10 @@ import pytest
 
 import keras_preact
 from keras_preact import zoo
+from keras_preact.zoo import cards, evaluation, publish
 from test_zoo_support import (  # noqa: F401 (fixtures)
     ARCHITECTURE,
+    CIFAR_MISSING,
     CLASS_NAMES,
     IMAGES_PER_CLASS,
     MODEL_KWARGS,
@@ -24,6 +26,10 @@ from test_zoo_support import (  # noqa: F401 (fixtures)
     zoo_copy,
 )
 
+# The zoo that ships in the wheel (keras_preact/zoo/models).
+REAL_ZOO = zoo.PACKAGED_ZOO
+REAL_MODELS = sorted(p.parent.name for p in REAL_ZOO.glob("*/model_card.json"))
+
 CARD_KEYS = ("name", "architecture", "dataset", "top1", "top5", "params", "flops", "input",
              "preprocessing", "recipe", "weights", "versions", "classes", "class_names",
              "model_kwargs", "evaluation")
@@ -31,7 +37,7 @@ CARD_KEYS = ("name", "architecture", "dataset", "top1", "top5", "params", "flops
 
 def test_publish_writes_the_zoo_layout(tiny_zoo):
     folder = tiny_zoo / ZOO_NAME
-    assert (folder / "saved_model" / "saved_model.pb").is_file()
+    assert not (folder / "saved_model").exists(), "SavedModels are exported on demand, not stored"
     assert (folder / f"{ZOO_NAME}.weights.h5").is_file()
     assert (folder / "README.md").is_file()
     card = json.loads((folder / "model_card.json").read_text())
@@ -43,13 +49,16 @@ def test_publish_writes_the_zoo_layout(tiny_zoo):
     assert card["evaluation"]["num_examples"] == len(CLASS_NAMES) * IMAGES_PER_CLASS
     assert 0 <= card["top1"] <= card["top5"] <= 1
     assert card["weights"]["sha256"] == zoo.sha256_of(folder / f"{ZOO_NAME}.weights.h5")
+    assert card["weights"]["source"] == "local" and "url" not in card["weights"]
     assert card["input"]["shape"] == [32, 32, 3]
     assert card["preprocessing"]["inside_model"] is True
     assert card["recipe"]["wall_time_s"] == 1.5 and card["recipe"]["hardware"]
     assert card["versions"]["publish"]["tensorflow"]
     assert card["evaluation"]["saved_model_agreement"]["max_abs_probability_difference"] <= 1e-5
-    assert zoo.list_zoo() == [ZOO_NAME]
-    assert keras_preact.list_zoo() == [ZOO_NAME]
+    # The explicit zoo directory's models come with the packaged ones.
+    assert zoo.list_zoo() == sorted([ZOO_NAME, *REAL_MODELS])
+    assert keras_preact.list_zoo() == zoo.list_zoo()
+    assert zoo.model_dir(ZOO_NAME) == folder
     assert not [p for p in tiny_zoo.iterdir() if p.name.startswith(".")], "staging left behind"
 
 
@@ -62,11 +71,11 @@ def test_card_params_and_flops_match_the_model(tiny_zoo):
 
 @pytest.mark.parametrize("runtime", ["keras", "saved_model"])
 def test_card_numbers_are_reproduced_by_evaluate(tiny_zoo, runtime):
-    measured = zoo.evaluate(ZOO_NAME, f"folder:{image_folder()}", runtime=runtime,
+    measured = evaluation.evaluate(ZOO_NAME, f"folder:{image_folder()}", runtime=runtime,
                             progress=False).summary()
     card = zoo.get_card(ZOO_NAME)
     assert (measured["top1"], measured["top5"]) == (card["top1"], card["top5"])
-    assert zoo.check_against_card(ZOO_NAME, measured) == []
+    assert evaluation.check_against_card(ZOO_NAME, measured) == []
 
 
 def test_evaluate_refuses_a_dataset_with_other_classes(tiny_zoo, tmp_path):
@@ -75,13 +84,13 @@ def test_evaluate_refuses_a_dataset_with_other_classes(tiny_zoo, tmp_path):
             (tmp_path / split / name).mkdir(parents=True)
             shutil.copy(next((image_folder() / "test" / "cat").iterdir()), tmp_path / split / name)
     with pytest.raises(ValueError, match="are not the model's"):
-        zoo.evaluate(ZOO_NAME, f"folder:{tmp_path}", progress=False)
+        evaluation.evaluate(ZOO_NAME, f"folder:{tmp_path}", progress=False)
 
 
 def test_evaluation_slice_is_the_first_examples(tiny_zoo):
-    evaluation = zoo.evaluate(ZOO_NAME, f"folder:{image_folder()}", limit=5, progress=False)
-    assert evaluation.summary()["num_examples"] == 5
-    problems = zoo.check_against_card(ZOO_NAME, evaluation.summary())
+    measured = evaluation.evaluate(ZOO_NAME, f"folder:{image_folder()}", limit=5, progress=False)
+    assert measured.summary()["num_examples"] == 5
+    problems = evaluation.check_against_card(ZOO_NAME, measured.summary())
     assert problems and "5 examples" in problems[0]
 
 
@@ -119,7 +128,7 @@ def test_damaged_zoo_weights_are_refused(zoo_copy):
     with pytest.raises(ValueError, match="damaged"):
         keras_preact.get_model(ARCHITECTURE, weights=ZOO_NAME, **MODEL_KWARGS)
     path.unlink()
-    with pytest.raises(ValueError, match="weight file .* is missing"):
+    with pytest.raises(ValueError, match="is incomplete: its weight file .* and its card names no URL"):
         zoo.resolve_weights(ZOO_NAME, architecture=ARCHITECTURE, classes=3, include_top=True)
 
 
@@ -160,18 +169,22 @@ def test_failed_weight_load_leaves_the_model_untouched(tiny_zoo, tmp_path):
             np.testing.assert_array_equal(old, new)
 
 
-def test_publish_refuses_to_overwrite_bad_names_and_unfinished_runs(zoo_copy, tmp_path):
+def test_publish_refuses_to_overwrite_bad_names_and_unfinished_runs(zoo_copy, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="already exists"):
-        zoo.publish(run_dir(), ZOO_NAME, f"folder:{image_folder()}")
+        publish.publish(run_dir(), ZOO_NAME, f"folder:{image_folder()}")
+    monkeypatch.delenv("KERAS_PREACT_ZOO")
+    with pytest.raises(ValueError, match="Pass --zoo_dir DIR"):
+        publish.publish(run_dir(), "other_name", f"folder:{image_folder()}")
+    monkeypatch.setenv("KERAS_PREACT_ZOO", str(zoo_copy))
     with pytest.raises(ValueError, match="Invalid zoo name"):
-        zoo.publish(run_dir(), "../escape", f"folder:{image_folder()}")
+        publish.publish(run_dir(), "../escape", f"folder:{image_folder()}")
     unfinished = tmp_path / "run"
     shutil.copytree(run_dir(), unfinished)
     record = json.loads((unfinished / "run.json").read_text())
     (unfinished / "run.json").write_text(json.dumps({**record, "status": "interrupted"}))
     with pytest.raises(ValueError, match="status 'interrupted'"):
-        zoo.publish(unfinished, "other_name", f"folder:{image_folder()}")
-    assert zoo.list_zoo() == [ZOO_NAME]
+        publish.publish(unfinished, "other_name", f"folder:{image_folder()}")
+    assert sorted(p.name for p in zoo_copy.iterdir() if p.is_dir()) == [ZOO_NAME]
 
 
 def test_a_changed_network_gets_no_paper_number(tiny_zoo):
@@ -180,16 +193,16 @@ def test_a_changed_network_gets_no_paper_number(tiny_zoo):
     the registered network's paper error next to it."""
     card = json.loads(json.dumps(zoo.get_card(ZOO_NAME)))
     card["dataset"] = "cifar10-jpeg-q75"
-    assert "The paper reports 8.75% test error" in zoo.render_model_readme(card)  # resnet_20 as registered
+    assert "The paper reports 8.75% test error" in cards.render_model_readme(card)  # resnet_20 as registered
     card["model_kwargs"] = dict(card["model_kwargs"], depth=8)
-    readme = zoo.render_model_readme(card)
+    readme = cards.render_model_readme(card)
     assert "8.75%" not in readme and "No paper number: `resnet_20` (depth=8)" in readme
     assert readme.startswith(f"# {ZOO_NAME}\n\n`resnet_20` (depth=8) (")
-    row = next(line for line in zoo.render_zoo_readme([card]).splitlines() if line.startswith(f"| [{ZOO_NAME}]"))
+    row = next(line for line in cards.render_zoo_readme([card]).splitlines() if line.startswith(f"| [{ZOO_NAME}]"))
     assert "| `resnet_20` (depth=8) |" in row and "8.75%" not in row
     # the class count, input size and regularisers leave the paper's network as it is
-    assert zoo.architecture_overrides({"classes": 3, "input_shape": (64, 64, 3), "drop_path_rate": 0.1}) == {}
-    assert zoo.paper_numbers("resnet_20", "cifar10-jpeg-q75", {"classes": 3})[0] == 8.75
+    assert cards.architecture_overrides({"classes": 3, "input_shape": (64, 64, 3), "drop_path_rate": 0.1}) == {}
+    assert cards.paper_numbers("resnet_20", "cifar10-jpeg-q75", {"classes": 3})[0] == 8.75
 
 
 def test_a_card_measured_on_a_slice_says_so_everywhere(zoo_copy):
@@ -197,8 +210,8 @@ def test_a_card_measured_on_a_slice_says_so_everywhere(zoo_copy):
     full = zoo.get_card(ZOO_NAME)
     assert "limit" not in full["evaluation"]
     assert f"on the full `test` split of tiny-test-jpeg ({full['evaluation']['num_examples']} images)" in \
-        zoo.render_model_readme(full)
-    zoo.publish(run_dir(), "sliced", f"folder:{image_folder()}", limit=4, progress=False)
+        cards.render_model_readme(full)
+    publish.publish(run_dir(), "sliced", f"folder:{image_folder()}", limit=4, progress=False)
     card = zoo.get_card("sliced")
     assert card["evaluation"]["limit"] == 4 and card["evaluation"]["num_examples"] == 4
     assert card["evaluation"]["command"].endswith("--split test --limit 4 --check")
@@ -207,8 +220,8 @@ def test_a_card_measured_on_a_slice_says_so_everywhere(zoo_copy):
     row = next(line for line in (zoo_copy / "README.md").read_text().splitlines() if line.startswith("| [sliced]"))
     assert ", first 4 test images |" in row
     # and its own command reproduces it
-    measured = zoo.evaluate("sliced", f"folder:{image_folder()}", limit=4, progress=False).summary()
-    assert zoo.check_against_card("sliced", measured) == []
+    measured = evaluation.evaluate("sliced", f"folder:{image_folder()}", limit=4, progress=False).summary()
+    assert evaluation.check_against_card("sliced", measured) == []
 
 
 def test_zoo_readme_is_generated_from_the_cards(zoo_copy):
@@ -216,42 +229,43 @@ def test_zoo_readme_is_generated_from_the_cards(zoo_copy):
     card = json.loads(card_path.read_text())
     card["dataset"] = "cifar10-jpeg-q75"
     card_path.write_text(json.dumps(card))
-    text = zoo.write_zoo_readme().read_text()
+    text = cards.write_zoo_readme(zoo_copy).read_text()
     row = next(line for line in text.splitlines() if line.startswith(f"| [{ZOO_NAME}]"))
     assert f"{100 * card['top1']:.2f}%" in row
     assert "8.75%" in row, "the paper's ResNet-20 CIFAR-10 error belongs next to ours"
-    assert "DEPLOYMENT.md" in text
+    assert "keras-preact export --model <name> --out DIR" in text
+    assert [line for line in text.splitlines() if line.startswith("| [")] == [row], "only this directory's cards"
 
 
 def test_empty_zoo_readme_says_how_to_publish(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_PREACT_ZOO", str(tmp_path))
+    monkeypatch.setattr(zoo, "PACKAGED_ZOO", tmp_path / "no_packaged_models")
     assert zoo.list_zoo() == []
-    assert "keras-preact publish" in zoo.write_zoo_readme().read_text()
+    assert "keras-preact publish" in cards.write_zoo_readme(tmp_path).read_text()
 
 
 def test_card_names_the_dataset_by_a_path_that_works_on_other_machines(tmp_path, monkeypatch):
-    # A checkout at tmp/repo with the documented ../shared beside it, here a symlink (as on CI).
+    # Published from a checkout at tmp/repo with the documented ../shared beside it, here a
+    # symlink (as on CI). Installed code knows no repository: paths are taken relative to the
+    # working directory.
     repo = tmp_path / "repo"
-    (repo / "keras_preact").mkdir(parents=True)
+    repo.mkdir()
     (tmp_path / "elsewhere" / "datasets").mkdir(parents=True)
     (tmp_path / "shared").symlink_to(tmp_path / "elsewhere")
-    monkeypatch.setattr(zoo, "__file__", str(repo / "keras_preact" / "zoo.py"))
-    # Inside the repo or beside it: relative to the repo root, the symlink kept as written.
-    assert zoo._relative_to_repo(f"folder:{repo / 'data' / 'c10'}") == "folder:data/c10"
-    beside = tmp_path / "shared" / "datasets" / "c10.tar.gz"
-    assert zoo._relative_to_repo(f"folder:{beside}") == "folder:../shared/datasets/c10.tar.gz"
     monkeypatch.chdir(repo)
-    assert (zoo._relative_to_repo("folder:../shared/datasets/c10.tar.gz")
+    # Inside the working directory or beside it: relative to it, the symlink kept as written.
+    assert publish._portable_dataset(f"folder:{repo / 'data' / 'c10'}") == "folder:data/c10"
+    beside = tmp_path / "shared" / "datasets" / "c10.tar.gz"
+    assert publish._portable_dataset(f"folder:{beside}") == "folder:../shared/datasets/c10.tar.gz"
+    assert (publish._portable_dataset("folder:../shared/datasets/c10.tar.gz")
             == "folder:../shared/datasets/c10.tar.gz")
     # Anywhere else there is no portable form: the absolute path, and tfds names untouched.
-    assert zoo._relative_to_repo("folder:/opt/c10") == "folder:/opt/c10"
-    assert zoo._relative_to_repo("cifar10") == "cifar10"
+    assert publish._portable_dataset("folder:/opt/c10") == "folder:/opt/c10"
+    assert publish._portable_dataset("cifar10") == "cifar10"
 
 
 # --- The real zoo: every card's CI-slice numbers, and (slow) its full-split numbers ---------
 
-REAL_ZOO = REPO / "zoo"
-REAL_MODELS = sorted(p.parent.name for p in REAL_ZOO.glob("*/model_card.json"))
 
 
 @pytest.mark.parametrize("name", REAL_MODELS)
@@ -266,12 +280,11 @@ def test_real_zoo_cards_name_no_path_of_our_machine(name):
 
 def _real_card_dataset(card, monkeypatch):
     """The card's dataset source, pointing at wherever CIFAR is on this machine."""
-    monkeypatch.setenv("KERAS_PREACT_ZOO", str(REAL_ZOO))
     source = card["evaluation"]["dataset"]
     if source.startswith("folder:") and "cifar10" in card["dataset"]:
         root = cifar_folder()
         if root is None:
-            pytest.skip("the CIFAR-10 JPEG copy is not available here")
+            pytest.skip(CIFAR_MISSING)
         return f"folder:{root}"
     return source
 
@@ -282,8 +295,8 @@ def test_real_zoo_card_reproduces_on_the_ci_slice(name, runtime, monkeypatch):
     card = json.loads((REAL_ZOO / name / "model_card.json").read_text())
     dataset = _real_card_dataset(card, monkeypatch)
     limit = card["evaluation"]["ci_slice"]["num_examples"]
-    measured = zoo.evaluate(name, dataset, runtime=runtime, limit=limit, progress=False)
-    assert zoo.check_against_card(name, measured.summary()) == []
+    measured = evaluation.evaluate(name, dataset, runtime=runtime, limit=limit, progress=False)
+    assert evaluation.check_against_card(name, measured.summary()) == []
 
 
 @pytest.mark.slow
@@ -291,8 +304,8 @@ def test_real_zoo_card_reproduces_on_the_ci_slice(name, runtime, monkeypatch):
 def test_real_zoo_card_reproduces_on_the_full_test_split(name, monkeypatch):
     card = json.loads((REAL_ZOO / name / "model_card.json").read_text())
     dataset = _real_card_dataset(card, monkeypatch)
-    measured = zoo.evaluate(name, dataset, progress=False)
-    assert zoo.check_against_card(name, measured.summary()) == []
+    measured = evaluation.evaluate(name, dataset, progress=False)
+    assert evaluation.check_against_card(name, measured.summary()) == []
 
 
 def test_copying_a_zoo_folder_keeps_it_valid(zoo_copy, tmp_path, monkeypatch):
@@ -311,9 +324,9 @@ def test_readmes_show_every_cycle_of_a_warm_started_run(tiny_zoo):
         wall_time_total_s=13320.0,
         init_from={"model_dir": "training/results/x_cifar_cpu_long", "epochs": 40, "epochs_total": 40,
                    "wall_time_total_s": 7920.0, "init_from": None})
-    row = [line for line in zoo.render_model_readme(card).splitlines() if line.startswith("| ")][-1]
+    row = [line for line in cards.render_model_readme(card).splitlines() if line.startswith("| ")][-1]
     assert row.endswith("| 70 (40 + 30) | 3.7 h |"), row
-    zoo_row = [line for line in zoo.render_zoo_readme([card]).splitlines() if ZOO_NAME in line][0]
+    zoo_row = [line for line in cards.render_zoo_readme([card]).splitlines() if ZOO_NAME in line][0]
     assert zoo_row.endswith("| 70 (40 + 30) |"), zoo_row
     # A single run still shows a plain count.
-    assert zoo._epoch_count(zoo.get_card(ZOO_NAME)) == 1
+    assert cards._epoch_count(zoo.get_card(ZOO_NAME)) == 1

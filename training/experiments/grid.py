@@ -39,7 +39,7 @@ TABLES = ("table1", "table2", "table3", "densenet")
 # --------------------------------------------------------------------------- cost model
 # Seconds per optimizer step of pre-activation ResNet-20 at batch 128, float32, no XLA, on
 # this 2-core AMD EPYC (AVX2/FMA) with nothing else running: 0.736 s measured by
-# `python -m training.benchmark` on a quiet machine (training/configs.py, CifarCpuShort
+# `python -m bench.train_step` on a quiet machine (keras_preact/training/configs.py, CifarCpuShort
 # docstring, "0.75-0.95 s/step"); we use 0.80 s. With one other training run sharing the
 # cores it is ~1.9 s/step (epoch 1 of training/results/resnetv2_20_cifar_cpu_short: 751 s for
 # 390 steps + test pass, 2026-11-24), i.e. multiply every estimate by ~2.3 on a busy machine.
@@ -86,7 +86,7 @@ class Experiment:
     kwargs: Mapping[str, object]  # builder overrides passed to get_model
     seeds: Tuple[int, ...]
     rows: Tuple[PaperRow, ...]
-    config: str  # training/configs.py recipe name
+    config: str  # keras_preact/training/configs.py recipe name
     priority: int = 0  # run order: lower first (expensive stretch runs last)
     pair: Optional[str] = None  # densenet group: which matched-parameter pair
 
@@ -429,7 +429,7 @@ def _model_stats(model: str, kwargs_json: str) -> Tuple[int, int]:
         import keras
         import keras_preact
 
-        m = keras_preact.get_model(model, **json.loads(kwargs_json))
+        m = keras_preact.build_variant(model, **json.loads(kwargs_json))
         _STATS_CACHE[key] = (keras_preact.count_params(m, trainable_only=True), keras_preact.count_flops(m))
         del m
         keras.backend.clear_session()
@@ -438,7 +438,7 @@ def _model_stats(model: str, kwargs_json: str) -> Tuple[int, int]:
 
 def estimate_hours(exp: Experiment, setting: Setting, flops: int, ref_flops: int) -> float:
     """Estimated hours of one run of `exp` on the quiet 2-core CPU (see the cost model above)."""
-    from training import configs as configs_lib
+    from keras_preact.training import configs as configs_lib
 
     cfg = configs_lib.get_config(exp.config)
     batch = setting.batch_size or cfg.batch_size

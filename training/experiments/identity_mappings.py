@@ -35,7 +35,7 @@ Defaults for a 2-core CPU (``--scale cpu``) and why
 ---------------------------------------------------
 * Depth 20 (n = 3, 9 residual units). Measured cost: pre-activation ResNet-20 trains at
   ~0.80 s per batch-128 step on this CPU when nothing else runs (0.736 s measured,
-  training/configs.py ``CifarCpuShort``), ~5.5 minutes per epoch with the test pass; ~1.9 s per
+  keras_preact/training/configs.py ``CifarCpuShort``), ~5.5 minutes per epoch with the test pass; ~1.9 s per
   step with one other training run on the cores. ResNet-56 costs ~3x that, ResNet-110 ~6x: at
   the paper's depth and 164 epochs one run would take ~4 days here, the 27 ResNet runs of
   Tables 1-2 ~15 weeks. Machines differ between sessions: on the 2026-11-29 one (AMD EPYC
@@ -248,7 +248,7 @@ def status_lines(exps, setting, results_dir) -> List[str]:
 
 # --------------------------------------------------------------------------- run
 def train_command(e: G.Experiment, seed: int, setting: G.Setting, model_dir: str, dataset: str) -> List[str]:
-    cmd = [sys.executable, "-m", "training.train", f"--model={e.model}",
+    cmd = [sys.executable, "-m", "keras_preact.training.train", f"--model={e.model}",
            f"--model_kwargs={e.kwargs_json()}", f"--dataset={dataset}", f"--config={e.config}",
            f"--model_dir={model_dir}", f"--seed={seed}"]
     if setting.epochs is not None:
@@ -385,7 +385,7 @@ def is_gating(e: G.Experiment) -> bool:
 def _test_images(dataset: str):
     """The whole test split as one float32 array (a 10,000-image CIFAR split is 123 MB)."""
     import numpy as np
-    from training.data import load_split
+    from keras_preact.data import load_split
 
     data, _ = load_split(dataset, "test")
     return np.stack([image for image, _ in data.as_numpy_iterator()]).astype("float32")

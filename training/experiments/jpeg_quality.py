@@ -77,7 +77,7 @@ def reencode_folder(source: str, out: str, quality: int) -> dict:
             return json.load(f)
     if not all(os.path.isdir(os.path.join(source, s)) for s in SPLITS):
         raise FileNotFoundError(f"{source!r} has no train/ and test/ folders: unpack "
-                                f"../shared/datasets/cifar10-jpeg.tar.gz there first (see README)")
+                                f"../shared/datasets/cifar10-jpeg.tar.gz there first (see docs/reproductions.md)")
     stats = {}
     for split in SPLITS:
         files = src_bits = out_bits = pixels = 0

@@ -1,0 +1,423 @@
+"""Named training recipes ("configs").
+
+Every recipe is a :class:`TrainConfig` whose docstring cites the paper section it
+follows. The numbers come from the papers; the project keeps a digest of them in
+``../shared/reference/papers.md`` (sections "ResNet v1", "ResNet v2", "DenseNet").
+
+Weight decay
+------------
+All recipes use *coupled* L2 weight decay, the form the papers used (Caffe / Torch
+SGD: ``g <- g + wd * w`` before the momentum update). We implement it as the penalty
+``0.5 * wd * sum(||W||^2)`` added to the loss, whose gradient is exactly ``wd * W``.
+We do NOT use ``keras.optimizers.SGD(weight_decay=...)``: in Keras 3 that is the
+*decoupled* form (``w <- w - lr * wd * w`` applied outside the momentum buffer, see
+``keras/src/backend/tensorflow/optimizer.py::_apply_weight_decay``), which with
+momentum 0.9 is about 10x weaker than the papers' decay at the same ``wd``.
+
+The penalty covers convolution and dense *kernels* only (variables whose name is
+``kernel`` or ``depthwise_kernel``/``pointwise_kernel``); BatchNorm gamma/beta and biases
+are not decayed (``weight_decay_scope="kernels"``). The original Torch code decayed every
+parameter; decaying BN parameters and biases is known to make no measurable difference
+at 1e-4 and the kernels-only choice is the common modern practice. ``"all"`` is
+available for strict reproduction.
+
+Learning-rate schedules
+-----------------------
+``lr_schedule`` is one of
+
+* ``"piecewise"``: ``learning_rate`` multiplied by ``lr_decay`` at each boundary.
+  ``boundary_unit`` says what the boundaries count: ``"steps"`` (optimizer iterations,
+  as in the ResNet papers), ``"epochs"`` (ImageNet recipes) or ``"fraction"`` of the
+  total number of training steps (DenseNet: 50% and 75%).
+* ``"cosine"``: linear warm-up for ``warmup_epochs`` from ``warmup_factor * lr`` to
+  ``lr``, then half-cosine decay to ``min_lr_factor * lr`` at the last step.
+* ``"onecycle"``: linear warm-up as above, then *linear* decay to
+  ``min_lr_factor * lr`` at the last step.
+
+``warmup_steps``/``warmup_factor`` with ``"piecewise"`` gives the ResNet-110/1001
+warm-up (constant ``0.1 * lr`` for the first 400 iterations).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional, Tuple
+
+PAPERS_MD = "../shared/reference/papers.md"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Base recipe: every field a named config may set. See the module docstring."""
+
+    name: str = "base"
+    # Optimisation.
+    epochs: int = 1
+    # If set, training stops after this many optimizer iterations (ResNet CIFAR: 64k),
+    # and `epochs` is derived from it unless --epochs is given.
+    total_steps: Optional[int] = None
+    batch_size: int = 128
+    learning_rate: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-4
+    weight_decay_scope: str = "kernels"  # "kernels" | "all"
+    label_smoothing: float = 0.0
+    # Learning-rate schedule (module docstring).
+    lr_schedule: str = "piecewise"
+    lr_boundaries: Tuple[float, ...] = ()
+    boundary_unit: str = "steps"  # "steps" | "epochs" | "fraction"
+    lr_decay: float = 0.1
+    warmup_steps: int = 0
+    warmup_epochs: float = 0.0
+    warmup_factor: float = 0.1
+    min_lr_factor: float = 0.0
+    # Data.
+    augment: str = "cifar"  # "cifar" | "imagenet" | "none"
+    image_size: Optional[int] = None  # None: the model's default input size
+    shuffle_buffer: int = 50_000
+    cache: str = "auto"  # "auto" | "memory" | "none"
+    # Model options passed to keras_preact.get_model (None: builder default).
+    dropout_rate: Optional[float] = None
+    drop_path_rate: Optional[float] = None
+    zero_init_residual: Optional[bool] = None
+    # Execution.
+    mixed_precision: str = "none"  # "none" | "mixed_float16" | "mixed_bfloat16"
+    jit_compile: bool = False
+    # Evaluate on the test split after every `eval_every` epochs (the final evaluation
+    # always runs). 0 disables per-epoch evaluation.
+    eval_every: int = 1
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["lr_boundaries"] = list(self.lr_boundaries)
+        d["recipe_doc"] = (type(self).__doc__ or "").strip().splitlines()[0]
+        return d
+
+
+@dataclasses.dataclass(frozen=True)
+class ResNetCifar(TrainConfig):
+    """ResNet on CIFAR, the papers' recipe (He et al. 2015 sec. 4.2; He et al. 2016 sec. 4/5).
+
+    SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10 at 32k and
+    48k iterations, training stops at 64k iterations (about 164 epochs of 50k images);
+    standard augmentation: 4-pixel zero padding, random 32x32 crop, horizontal flip.
+    Source digest: ../shared/reference/papers.md, "ResNet v1 ... Recipe (sec. 4.2)".
+    """
+
+    name: str = "resnet_cifar"
+    epochs: int = 164
+    total_steps: Optional[int] = 64_000
+    batch_size: int = 128
+    learning_rate: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_schedule: str = "piecewise"
+    lr_boundaries: Tuple[float, ...] = (32_000, 48_000)
+    boundary_unit: str = "steps"
+    augment: str = "cifar"
+
+
+@dataclasses.dataclass(frozen=True)
+class ResNetCifarWarmup(ResNetCifar):
+    """ResNet-110/1001 on CIFAR with the papers' warm-up (He et al. 2015 sec. 4.2; 2016 sec. 4.1).
+
+    As ``resnet_cifar`` but lr 0.01 for the first 400 iterations (v1 paper: "until the
+    training error is below 80% (about 400 iterations)"; v2 paper: "0.01 for the first
+    400 iterations"), then 0.1, /10 at 32k and 48k, stop at 64k. We use the fixed
+    400-iteration form of the v2 paper.
+    Source digest: ../shared/reference/papers.md, "ResNet v1 ... Recipe", "ResNet v2 ... Recipe".
+    """
+
+    name: str = "resnet_cifar_warmup"
+    warmup_steps: int = 400
+    warmup_factor: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseNetCifar(TrainConfig):
+    """DenseNet on CIFAR with augmentation (Huang et al. 2017 sec. 4.2, "Training").
+
+    SGD with Nesterov momentum 0.9 (no dampening), weight decay 1e-4, batch 64,
+    300 epochs, lr 0.1 divided by 10 at 50% and 75% of the training epochs; standard
+    augmentation (C10+/C100+), no dropout.
+    Source digest: ../shared/reference/papers.md, "DenseNet ... Recipe (sec. 4.2)".
+    """
+
+    name: str = "densenet_cifar"
+    epochs: int = 300
+    batch_size: int = 64
+    learning_rate: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    lr_schedule: str = "piecewise"
+    lr_boundaries: Tuple[float, ...] = (0.5, 0.75)
+    boundary_unit: str = "fraction"
+    augment: str = "cifar"
+    dropout_rate: Optional[float] = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseNetCifarNoAug(DenseNetCifar):
+    """DenseNet on CIFAR without augmentation (Huang et al. 2017 sec. 4.2: C10/C100 columns).
+
+    As ``densenet_cifar`` but no data augmentation and dropout 0.2 after each
+    convolution except the first ("we add a dropout layer ... dropout rate 0.2",
+    only for the datasets without augmentation).
+    Source digest: ../shared/reference/papers.md, "DenseNet ... Recipe (sec. 4.2)".
+    """
+
+    name: str = "densenet_cifar_noaug"
+    augment: str = "none"
+    dropout_rate: Optional[float] = 0.2
+
+
+@dataclasses.dataclass(frozen=True)
+class ResNetImageNet(TrainConfig):
+    """ResNet (v1 and v2) on ImageNet (He et al. 2015 sec. 3.4; He et al. 2016 sec. 5 / Table 5).
+
+    SGD momentum 0.9, weight decay 1e-4, batch 256, lr 0.1 divided by 10 at epochs 30
+    and 60, 90 epochs; scale + aspect-ratio augmentation (random-resized 224 crops) and
+    horizontal flip; single 224 centre crop for evaluation.
+    Source digest: ../shared/reference/papers.md, "ResNet v2 ... Recipe: ImageNet lr 0.1 /10
+    at epochs 30 and 60, batch 256".
+    """
+
+    name: str = "resnet_imagenet"
+    epochs: int = 90
+    batch_size: int = 256
+    learning_rate: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_schedule: str = "piecewise"
+    lr_boundaries: Tuple[float, ...] = (30, 60)
+    boundary_unit: str = "epochs"
+    augment: str = "imagenet"
+    image_size: Optional[int] = 224
+    shuffle_buffer: int = 10_000
+    cache: str = "none"
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseNetImageNet(ResNetImageNet):
+    """DenseNet on ImageNet (Huang et al. 2017 sec. 4.2, "Training").
+
+    SGD Nesterov momentum 0.9, weight decay 1e-4, batch 256, 90 epochs, lr 0.1 divided by
+    10 at epochs 30 and 60; the standard (ResNet) ImageNet augmentation.
+    Source digest: ../shared/reference/papers.md, "DenseNet ... ImageNet: 90 epochs, batch
+    256, lr 0.1 /10 at epochs 30 and 60".
+    """
+
+    name: str = "densenet_imagenet"
+    nesterov: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class CifarCpuShort(TrainConfig):
+    """Short CIFAR recipe for ResNet-20 / pre-act ResNet-20 on one 2-core CPU (about 1 hour).
+
+    Not from a paper: the papers' 64k-iteration schedule (sec. 4.2 of He et al. 2015,
+    ../shared/reference/papers.md) takes ~164 epochs, about 11 hours here. Within an hour's
+    budget the best accuracy per step comes from a one-cycle style schedule: linear
+    warm-up over 2 epochs from 0.02 to a peak lr of 0.2 (batch 128), then linear decay
+    to 0 at the last step (Smith & Topin 2017, "super-convergence"; the schedule used by
+    the fast CIFAR-10 DAWNBench entries). Nesterov momentum 0.9; weight decay 5e-4
+    (coupled L2 on kernels) rather than 1e-4, because with few epochs a stronger decay
+    regularises better (also what the fast-CIFAR recipes use); label smoothing 0.1;
+    the papers' augmentation (pad 4 + random crop + flip).
+
+    Throughput measured here (2 cores, AMD EPYC Zen 3: AVX2/FMA, *no* AVX-512 / AVX512-BF16 /
+    AMX despite what we assumed; TF 2.21 CPU; batch 128; synthetic batch, ``python -m
+    bench.train_step``; the machine was shared, 1-min load average 2.5-7.8, so absolute
+    numbers are pessimistic and noisy):
+
+    ==============  ==========  ===========  ===============  ==================
+    model           fp32        fp32 + XLA   mixed_bfloat16   bf16 + XLA
+    ==============  ==========  ===========  ===============  ==================
+    resnet_20       1152 ms     2061 ms      12243 ms         1410 ms
+    resnetv2_20     1633 ms     1858 ms      15058 ms         1168 ms
+    ==============  ==========  ===========  ===============  ==================
+
+    (ms per training step.) An earlier, quieter measurement (load 1.7) of the same
+    architectures gave resnetv2_20 736 ms fp32 / 626 ms fp32+XLA / 560 ms bf16+XLA /
+    5216 ms bf16, and ResNet-20 v1 951 / 1014 ms. So: bf16 without XLA is 7-10x slower
+    (no bf16 instructions; emulated), bf16 + XLA is no better than fp32 within the noise and
+    costs precision, and XLA does not reliably help fp32. The recipe uses float32 without
+    jit_compile. (A later machine with AVX512_BF16 ran the step 2.4-2.8x faster and bf16 at
+    0.93-1.05x of fp32, still not reliably faster: BENCHMARKS.md, "The sweep again on an
+    AVX512_BF16 CPU". There an epoch took about 3.3 min with one thread beside a second
+    training run, 2 min with two threads alone.) At ~0.75-0.95 s/step on a quiet machine an
+    epoch (390 steps) takes ~5-6 minutes, so 12 epochs + per-epoch test evaluation is about an hour; the epoch
+    count is the only knob to turn for a different budget (``--epochs``; the schedule
+    stretches with it). Our estimate (not a measurement) is roughly 89-90% top-1 on
+    CIFAR-10 (JPEG q75 copy) for ResNet-20 in 12 epochs; for the >= 91% target use
+    ``cifar_cpu_long`` (same schedule, 40 epochs). Note: while the lr is near its peak
+    the test accuracy (BatchNorm moving statistics, momentum 0.99) lags far behind the
+    training accuracy -- measured at epoch 2 of a pre-act ResNet-20 run: 32% with the
+    moving statistics vs 65% with batch statistics on the same weights; the gap closes as
+    the lr decays to 0.
+    """
+
+    name: str = "cifar_cpu_short"
+    epochs: int = 12
+    batch_size: int = 128
+    learning_rate: float = 0.2
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    lr_schedule: str = "onecycle"
+    warmup_epochs: float = 2.0
+    warmup_factor: float = 0.1
+    min_lr_factor: float = 0.0
+    augment: str = "cifar"
+    mixed_precision: str = "none"
+    jit_compile: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class CifarCpuLong(CifarCpuShort):
+    """Longer CPU recipe for ResNet-20 / pre-act ResNet-20 aimed at >= 91% CIFAR-10 top-1.
+
+    The ``cifar_cpu_short`` schedule (one-cycle: 2-epoch linear warm-up to lr 0.2, linear
+    decay to 0; Nesterov SGD, coupled L2 5e-4 on kernels, label smoothing 0.1, the papers'
+    pad-4/crop/flip augmentation, He et al. 2015 sec. 4.2 in ../shared/reference/papers.md)
+    stretched to 40 epochs, about 3.5-4 hours on the 2-core CPU. The papers' 164-epoch
+    step schedule reaches 91.25% (ResNet-20, Table 6); a one-cycle schedule gets there in
+    far fewer epochs, and 40 leaves a margin over the ~30 usually quoted.
+    """
+
+    name: str = "cifar_cpu_long"
+    epochs: int = 40
+
+
+@dataclasses.dataclass(frozen=True)
+class CifarCpuAnneal(CifarCpuLong):
+    """A second, gentler cycle that continues a finished ``cifar_cpu_long`` run.
+
+    Use with ``--init_from=<the finished run's model_dir>``: the weights start where the
+    first cycle ended (a fresh optimizer), the lr warms up over 1 epoch to 0.05 -- a
+    quarter of the first cycle's peak -- and decays linearly to 0 over 30 epochs, so 70
+    epochs in all. Why: in both 40-epoch runs the test accuracy gained most in the last
+    10 epochs, as the lr fell from 0.05 to 0 (resnet_20: 78.6% after epoch 31, 87.8% after
+    40; resnetv2_20: 77.7% and 87.4%; training/results/*_cifar_cpu_long/run.json), and
+    training accuracy was still rising; the papers spend 82 of 164 epochs at lr <= 0.01 (He et al. 2015 sec. 4.2,
+    ../shared/reference/papers.md). Restarting the lr from a trained model rather than
+    from scratch is SGDR's warm restart (Loshchilov & Hutter 2017). Everything else is
+    ``cifar_cpu_short``'s. Measured on CIFAR-10 (JPEG q75 copy), 1.6 h per run beside a
+    second run on the 2-core AVX-512 CPU: resnet_20 87.84% -> 88.18%, resnetv2_20
+    87.43% -> 88.05% test top-1 (training/results/*_cifar_cpu_anneal/run.json), while
+    training accuracy rose by about 3 points: still short of 91%.
+    """
+
+    name: str = "cifar_cpu_anneal"
+    epochs: int = 30
+    learning_rate: float = 0.05
+    warmup_epochs: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseNetCifarCpuShort(CifarCpuShort):
+    """Short CIFAR recipe for DenseNet-BC on one 2-core CPU (about 1 hour).
+
+    As ``cifar_cpu_short`` (one-cycle schedule, see its docstring) but with the DenseNet
+    paper's batch 64, Nesterov momentum and weight decay 1e-4 (Huang et al. 2017 sec. 4.2,
+    ../shared/reference/papers.md) and peak lr 0.1. DenseNet-BC-100 (k=12) is far more
+    expensive per image than ResNet-20 on this CPU: measured 22.9 s per batch-64 step
+    (2.8 images/s) with the machine under load (1-min load average 9.6), and 3.9 s per step
+    (16.5 images/s) on a quiet machine (``python -m bench.train_speed``, 2026-11-24,
+    bench/results/train_speed.json), i.e. about 50 minutes per epoch at best: an hour buys
+    about one epoch. Hence 1 epoch with a
+    short warm-up (0.1 epoch): a smoke-level result, not a paper reproduction -- use
+    ``densenet_cifar`` on a GPU for that.
+    """
+
+    name: str = "densenet_cifar_cpu_short"
+    epochs: int = 1
+    warmup_epochs: float = 0.1
+    batch_size: int = 64
+    learning_rate: float = 0.1
+    weight_decay: float = 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class Smoke(TrainConfig):
+    """Tiny recipe for tests and smoke runs (not from a paper): 1 epoch, constant lr 0.05."""
+
+    name: str = "smoke"
+    epochs: int = 1
+    batch_size: int = 16
+    learning_rate: float = 0.05
+    lr_schedule: str = "piecewise"
+    shuffle_buffer: int = 1000
+
+
+_REGISTRY = {
+    cls.name: cls
+    for cls in (
+        ResNetCifar,
+        ResNetCifarWarmup,
+        DenseNetCifar,
+        DenseNetCifarNoAug,
+        ResNetImageNet,
+        DenseNetImageNet,
+        CifarCpuShort,
+        CifarCpuLong,
+        CifarCpuAnneal,
+        DenseNetCifarCpuShort,
+        Smoke,
+    )
+}
+
+
+def list_configs() -> list:
+    """Names of all registered recipes, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_config(name: str) -> TrainConfig:
+    """The recipe called `name`; ValueError naming the valid ones if unknown."""
+    try:
+        return _REGISTRY[name]()
+    except KeyError:
+        raise ValueError(
+            f"Unknown config {name!r}. Valid configs: {', '.join(list_configs())}"
+        ) from None
+
+
+def default_config_for(family: str, dataset_kind: str) -> str:
+    """The paper recipe to use when --config is not given."""
+    if dataset_kind == "imagenet":
+        return "densenet_imagenet" if family == "densenet" else "resnet_imagenet"
+    return "densenet_cifar" if family == "densenet" else "resnet_cifar"
+
+
+VALID = {
+    "weight_decay_scope": ("kernels", "all"),
+    "lr_schedule": ("piecewise", "cosine", "onecycle"),
+    "boundary_unit": ("steps", "epochs", "fraction"),
+    "augment": ("cifar", "imagenet", "none"),
+    "cache": ("auto", "memory", "none"),
+    "mixed_precision": ("none", "mixed_float16", "mixed_bfloat16"),
+}
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Raise ValueError naming the bad value and the valid ones."""
+    for field, choices in VALID.items():
+        value = getattr(cfg, field)
+        if value not in choices:
+            raise ValueError(
+                f"Invalid {field}={value!r} in config {cfg.name!r}; valid: {', '.join(choices)}"
+            )
+    for field in ("epochs", "batch_size"):
+        if getattr(cfg, field) < 1:
+            raise ValueError(f"{field} must be >= 1, got {getattr(cfg, field)}")
+    if cfg.learning_rate <= 0:
+        raise ValueError(f"learning_rate must be > 0, got {cfg.learning_rate}")
+    if cfg.total_steps is not None and cfg.total_steps < 1:
+        raise ValueError(f"total_steps must be >= 1, got {cfg.total_steps}")

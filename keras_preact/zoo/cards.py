@@ -1,0 +1,203 @@
+"""Model cards for people: each zoo model's README.md and the zoo table, next to the papers' numbers."""
+
+import json
+from pathlib import Path
+
+from keras_preact.registry import SAME_NETWORK_KWARGS
+from keras_preact.zoo import CARD_FILE
+
+
+def _percent(fraction):
+    return f"{100 * fraction:.2f}%"
+
+
+def _millions(count):
+    return f"{count / 1e6:.2f}M"
+
+
+def architecture_overrides(model_kwargs):
+    """The card's builder arguments that change the registry's network, e.g. {"depth": 52}."""
+    return {k: v for k, v in (model_kwargs or {}).items() if k not in SAME_NETWORK_KWARGS}
+
+
+def paper_numbers(architecture, dataset_label, model_kwargs=None):
+    """(paper test error % or None, paper params or None, source) for a card's model.
+
+    From the registry's ModelSpec: its `error` is CIFAR-10 (with augmentation)
+    for CIFAR architectures and ImageNet top-1 for ImageNet ones, so a model
+    trained on another dataset (say CIFAR-100) gets no paper error, and neither
+    does one whose `model_kwargs` change the network (`architecture_overrides`:
+    a depth-52 `densenet_bc_100_12` is not the paper's DenseNet-BC-100).
+    """
+    import keras_preact
+
+    try:
+        spec = keras_preact.get_model_spec(architecture)
+    except ValueError:
+        return None, None, ""
+    if architecture_overrides(model_kwargs):
+        return None, None, spec.paper
+    label = dataset_label.lower()
+    same_task = "imagenet" in label if spec.dataset == "imagenet" else (
+        "cifar10" in label and "cifar100" not in label
+    )
+    return (spec.error if same_task else None), spec.params, spec.paper
+
+
+def _network(card):
+    """`arch`, or `arch` with the overrides that make it another network."""
+    overrides = architecture_overrides(card.get("model_kwargs"))
+    changed = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+    return f"`{card['architecture']}` ({changed})" if overrides else f"`{card['architecture']}`"
+
+
+def _duration(seconds):
+    if not seconds:
+        return "?"
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+def _epoch_count(card):
+    """Epochs trained; '70 (40 + 30)' for a run that continued others (--init_from)."""
+    recipe = card["recipe"]
+    epochs = recipe.get("epochs")
+    epochs = len(epochs) if isinstance(epochs, list) else epochs
+    cycles, previous = [epochs], recipe.get("init_from")
+    while previous:
+        cycles.insert(0, previous.get("epochs"))
+        previous = previous.get("init_from")
+    if len(cycles) == 1:
+        return epochs
+    return f"{recipe.get('epochs_total') or sum(cycles)} ({' + '.join(str(c) for c in cycles)})"
+
+
+def _training_time(card):
+    recipe = card["recipe"]
+    return _duration(recipe.get("wall_time_total_s") or recipe.get("wall_time_s"))
+
+
+def render_model_readme(card):
+    """A short README.md for one zoo model, from its card."""
+    name, arch = card["name"], card["architecture"]
+    network = _network(card)
+    paper_error, _, source = paper_numbers(arch, card["dataset"], card.get("model_kwargs"))
+    if paper_error is not None:
+        paper_line = (f"The paper reports {paper_error:.2f}% test error ({source}); ours is "
+                      f"{100 * (1 - card['top1']):.2f}% on {card['dataset']}.\n")
+    elif architecture_overrides(card.get("model_kwargs")):
+        paper_line = (f"No paper number: {network} is not the registry's network, and the paper "
+                      "measured only that one.\n")
+    else:
+        paper_line = ""
+    evaluation = card["evaluation"]
+    limit = evaluation.get("limit")
+    measured_on = (f"the first {evaluation['num_examples']} images of the `{evaluation['split']}` split of "
+                   f"{card['dataset']} (published with `--limit {limit}`: not a full-split number)"
+                   if limit is not None else
+                   f"the full `{evaluation['split']}` split of {card['dataset']} "
+                   f"({evaluation['num_examples']} images)")
+    height, width, _ = card["input"]["shape"]
+    arguments = "".join(f", {key}={value!r}" for key, value in card["model_kwargs"].items())
+    # get_model builds only the registered network; build_variant takes architecture overrides.
+    builder = "build_variant" if architecture_overrides(card.get("model_kwargs")) else "get_model"
+    return f"""# {name}
+
+{network} ({card['family']}; {card['paper']}) trained on {card['dataset']}, {card['classes']} classes.
+
+| top-1 | top-5 | params | FLOPs (mult-adds) | input | epochs | training time |
+|---|---|---|---|---|---|---|
+| {_percent(card['top1'])} | {_percent(card['top5'])} | {_millions(card['params'])} | {_millions(card['flops'])} | {height}x{width} RGB | {_epoch_count(card)} | {_training_time(card)} |
+
+Top-1/top-5 on {measured_on}.
+{paper_line}Reproduce: `{evaluation['command']}`
+
+## Use it
+
+```python
+import keras_preact
+model = keras_preact.{builder}("{arch}", weights="{name}"{arguments})
+probabilities = model.predict(images)  # float32 [N, {height}, {width}, 3] RGB pixels 0..255
+```
+
+```shell
+keras-preact predict --model {name} photo.jpg
+```
+
+For TF Serving: `keras-preact export --model {name} --out serving/{name}/1` writes its SavedModel
+(preprocessing inside; the deployment guide, docs/deployment.md, has the server command).
+Weights sha256: `{card['weights']['sha256']}`. Everything else: `model_card.json`.
+"""
+
+
+def _limited(card):
+    """', first N test images' for a card published with --limit, else ''."""
+    evaluation = card["evaluation"]
+    if evaluation.get("limit") is None:
+        return ""
+    return f", first {evaluation['num_examples']} {evaluation['split']} images"
+
+
+def render_zoo_readme(cards):
+    """A zoo directory's README.md: every model's numbers next to the paper's, from the cards."""
+    lines = [
+        "# keras-preact model zoo",
+        "",
+        "Generated from the model cards by `keras-preact zoo-readme --zoo_dir DIR`; do not edit by hand.",
+        "Top-1/top-5 are measured on the full test split of the dataset named; each card's",
+        "command (`keras-preact evaluate --model NAME --dataset ... --check`) reproduces them, and",
+        "`python -m pytest -m slow tests/test_zoo.py -k full_test_split` checks every card (CI",
+        "checks each card's numbers on its first 500 test images).",
+        "`cifar10-jpeg-q75` is the CIFAR-10 JPEG (quality 75) copy: its numbers are on that copy's",
+        "test set, not the original binary release. Paper error is the paper's test error for the",
+        "same architecture on the same task with standard augmentation (CIFAR-10+ or ImageNet",
+        "single-crop top-1), as recorded in the registry (`keras_preact.get_model_spec(arch)`).",
+        "",
+    ]
+    if not cards:
+        lines += [
+            "No models yet. Publish a training run with",
+            "`keras-preact publish --model_dir RUN_DIR --name NAME --dataset folder:PATH --zoo_dir DIR`.",
+            "",
+        ]
+    else:
+        lines += [
+            "| model | architecture | dataset | top-1 | top-5 | error | paper error | params "
+            "| paper params | FLOPs | epochs |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        sources = {}
+        for card in cards:
+            paper_error, paper_params, source = paper_numbers(card["architecture"], card["dataset"],
+                                                              card.get("model_kwargs"))
+            sources[card["architecture"]] = source
+            lines.append(
+                f"| [{card['name']}]({card['name']}/README.md) | {_network(card)} "
+                f"| {card['dataset']}{_limited(card)} | {_percent(card['top1'])} | {_percent(card['top5'])} "
+                f"| {100 * (1 - card['top1']):.2f}% "
+                f"| {f'{paper_error:.2f}%' if paper_error is not None else '–'} "
+                f"| {_millions(card['params'])} "
+                f"| {_millions(paper_params) if paper_params else '–'} "
+                f"| {_millions(card['flops'])} | {_epoch_count(card)} |"
+            )
+        lines += ["", "Paper numbers:", ""]
+        lines += [f"- `{arch}`: {source or 'not in the registry'}" for arch, source in
+                  sorted(sources.items())]
+        lines.append("")
+    lines += [
+        "Each model: `<name>/model_card.json`, `<name>/README.md` and its weights (beside the card,",
+        "or downloaded from the card's URL) for `keras_preact.get_model(arch, weights=\"<name>\")`.",
+        "`keras-preact export --model <name> --out DIR` builds its SavedModel for TF Serving on demand.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_zoo_readme(zoo_dir):
+    """Regenerate `<zoo_dir>/README.md` from the cards in that zoo directory; return its path."""
+    root = Path(zoo_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    cards = [json.loads(card.read_text()) for card in sorted(root.glob(f"*/{CARD_FILE}"))
+             if not card.parent.name.startswith(".")]
+    path = root / "README.md"
+    path.write_text(render_zoo_readme(cards))
+    return path
