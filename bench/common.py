@@ -19,7 +19,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from keras_preact.training.report import cpu_summary  # noqa: E402  (one reader of /proc/cpuinfo for runs and benches)
+from keras_preact.training.environment import cpu_summary  # noqa: E402  (one reader of /proc/cpuinfo for runs and benches)
 
 
 def machine():

@@ -1,4 +1,4 @@
-"""training.loop.StopSignals: a signal during a step is deferred to the step boundary.
+"""training.signals.StopSignals: a signal during a step is deferred to the step boundary.
 
 CI once saw SIGTERM land inside tf.function's argument binding, which TensorFlow rewrapped
 as ``TypeError: Binding inputs to tf.function failed due to SIGTERM`` -- a traceback and
@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from keras_preact.training.loop import Interrupted, StopSignals
+from keras_preact.training.signals import Interrupted, StopSignals
 
 
 @pytest.fixture

@@ -96,7 +96,7 @@ def test_full_tiny_run_outputs_contract_and_evaluate(tmp_path):
     assert r["final"]["test_examples"] == 9 and 0 <= r["final"]["test_top1"] <= 1
     assert r["versions"]["tensorflow"] and r["versions"]["keras"]
     # The CPU's instruction sets, read from /proc/cpuinfo as the benches read them.
-    from keras_preact.training.report import cpu_summary
+    from keras_preact.training.environment import cpu_summary
 
     flags = cpu_summary()
     assert r["hardware"]["cpu_flags"] == {k: flags[k] for k in ("avx2", "fma", "avx512", "amx", "avx512_bf16")}

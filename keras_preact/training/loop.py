@@ -8,21 +8,19 @@ multi-worker) runs this loop: ``strategy.run`` of a replica step whose loss is
 ``tf.nn.compute_average_loss`` over the *global* batch (plus the L2 penalty scaled by
 ``tf.nn.scale_regularization_loss``), gradients all-reduced (summed) by the Keras optimizer.
 
-Per epoch: a Keras ``Progbar`` on a terminal, one log line, TensorBoard scalars, a
-test-split evaluation, an atomic checkpoint (``training.state``) and an atomic
-``run.json`` update. Files are written by the chief only; every worker computes the
-values (reads of distributed variables may be collective).
+Per epoch: a Keras ``Progbar`` on a terminal, a test-split evaluation, an atomic
+checkpoint (``training.checkpoint``), and the run's records (``training.run_record``:
+run.json, one log line, train.log, TensorBoard scalars). Files are written by the chief
+only; every worker computes the values (reads of distributed variables may be
+collective). SIGTERM / SIGINT (``training.signals``) are honoured between steps.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import os
-import signal
 import sys
 import time
 from typing import Any, Dict, List, Optional
@@ -33,70 +31,10 @@ import keras
 from absl import logging
 
 from keras_preact import data as data_lib
-from keras_preact.training import distribute, pipeline, report, schedules, state
+from keras_preact.training import checkpoint, distribute, pipeline, run_record, schedules, state
 from keras_preact.training.configs import TrainConfig
-
-
-class NonFiniteLoss(RuntimeError):
-    pass
-
-
-class Interrupted(Exception):
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-class StopSignals:
-    """SIGTERM / SIGINT as a request to stop, honoured where stopping is clean.
-
-    A signal handler that raises drops its exception into whatever Python line runs at
-    that instant. When that line is ``tf.function``'s argument binding, TensorFlow
-    rewraps the exception as ``TypeError: Binding inputs to tf.function failed due to
-    SIGTERM`` (seen in CI), and the run dies with a traceback instead of exit 143. So
-    inside ``deferred()`` (the training and evaluation steps) the handler only records the
-    signal and the loop calls ``check()`` between steps; everywhere else (decoding the
-    dataset, building the model) it raises at once. A second signal while one is pending
-    raises at once as well, so a stuck step can still be interrupted. ``received`` keeps the
-    last signal, so a caller can tell an exception TensorFlow rewrapped from a real error.
-    """
-
-    def __init__(self):
-        self.pending: Optional[int] = None
-        self.received: Optional[int] = None
-        self._defer = False
-
-    def install(self, signums=(signal.SIGTERM, signal.SIGINT)) -> None:
-        for signum in signums:
-            signal.signal(signum, self._handle)
-
-    def _handle(self, signum, frame):
-        self.received = signum
-        if self._defer and self.pending is None:
-            self.pending = signum
-            return
-        raise Interrupted(signum)
-
-    def check(self) -> None:
-        if self.pending is not None:
-            signum, self.pending = self.pending, None
-            raise Interrupted(signum)
-
-    @contextlib.contextmanager
-    def deferred(self):
-        previous, self._defer = self._defer, True
-        try:
-            yield self
-        finally:
-            self._defer = previous
-
-
-# The process's one set of handlers; ``training.train`` installs them.
-stop_signals = StopSignals()
-
-
-class RunError(ValueError):
-    """A problem to report as one line (wrong model_dir, batch size, ...)."""
+from keras_preact.training.errors import NonFiniteLoss, RunError
+from keras_preact.training.signals import stop_signals
 
 
 @dataclasses.dataclass
@@ -121,13 +59,6 @@ class RunSpec:
     init_from: Optional[str] = None
 
 
-def _differences(there: dict, now: dict) -> str:
-    """'key: <there> there, <now> now' for every key whose value differs (either side may lack it)."""
-    keys = {**there, **now}
-    return ", ".join(f"{k}: {there.get(k)!r} there, {now.get(k)!r} now"
-                     for k in keys if there.get(k) != now.get(k))
-
-
 def _kernel_variables(model, scope: str):
     if scope == "all":
         return list(model.trainable_variables)
@@ -137,22 +68,6 @@ def _kernel_variables(model, scope: str):
         if leaf in ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings"):
             out.append(v)
     return out
-
-
-def _scalar_summary(tag: str, value: float) -> None:
-    """tf.summary.scalar without needing the tensorboard package (not a TF dependency here):
-    the same event record the TensorBoard scalars plugin writes."""
-    from tensorflow.core.framework import summary_pb2
-
-    meta = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
-    tf.summary.write(tag, tf.constant(float(value), tf.float32), metadata=meta)
-
-
-def weights_digest(values: List[np.ndarray]) -> str:
-    h = hashlib.sha256()
-    for a in values:
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
 
 
 def _model_kwargs(spec, cfg: TrainConfig, num_classes: int, size: int,
@@ -182,10 +97,7 @@ class Trainer:
         self.workers = distribute.num_workers(strategy)
         self.model_dir = os.path.abspath(run.model_dir)
         self.spec = keras_preact.get_model_spec(run.model)
-        self.started = time.time()
-        # run.json's "hardware" is the machine of the latest session; a run resumed on another
-        # machine keeps, in each epoch's entry, the CPU that trained it.
-        self.cpu = report.cpu_summary()["cpu"]
+        self.records = run_record.RunRecord(self.model_dir, self.chief)
         self.init_record: Optional[dict] = None
         cfg = self.cfg
         if cfg.batch_size % self.replicas:
@@ -362,155 +274,26 @@ class Trainer:
         self.sync_statistics = sync_statistics if (sync_vars and self.replicas > 1) else (lambda: None)
         self.train_step, self.eval_step = train_step, eval_step
 
-    # ------------------------------------------------------------------ checkpoint
-    def _identity(self) -> dict:
-        ident = {"model": self.run.model, "dataset": data_lib.dataset_identity(self.run.dataset),
-                 "model_kwargs": json.loads(json.dumps(self.model_kwargs)),
-                 "num_classes": self.train_info.num_classes}
-        if self.init_record:
-            ident["init_from"] = self.init_record["weights_sha256"]
-        return ident
-
-    def _read_init_from(self) -> Optional[dict]:
-        """What --init_from points at: a finished run of the same model on the same classes.
-
-        Returns the record run.json keeps of it (its recipe, epochs and wall time, chained
-        through its own init_from) so that the totals of a multi-cycle run stay visible.
-        """
-        src = self.run.init_from
-        if not src:
-            return None
-        from keras_preact import export
-
-        try:
-            previous = export.read_run(src)  # run.json with its keys, and final.weights.h5
-        except ValueError as e:
-            raise RunError(f"--init_from={src} must be the model_dir of a finished training run: {e}") from None
-        prev = previous.record
-        if prev.get("status") != "finished":
-            raise RunError(f"--init_from={src} is not a finished run (status {prev.get('status')!r}); finish it "
-                           f"first by re-running its own command")
-        mine = {"model": self.run.model, "model_kwargs": json.loads(json.dumps(self.model_kwargs)),
-                "class_names": self.train_info.class_names}
-        theirs = {k: prev.get(k) for k in mine}
-        if theirs != mine:
-            raise RunError(f"--init_from={src} trained another model or classes ({_differences(theirs, mine)}); "
-                           f"a warm start needs the same architecture and classes")
-        before = prev.get("init_from") or {}
-        epochs = len(prev.get("epochs") or [])
-        return {"model_dir": src, "weights_sha256": (prev.get("final") or {}).get("weights_sha256"),
-                "config": (prev.get("config") or {}).get("name"), "epochs": epochs,
-                "epochs_total": int(before.get("epochs_total", 0)) + epochs,
-                "wall_time_s": prev.get("wall_time_s"),
-                "wall_time_total_s": round(float(before.get("wall_time_total_s", 0.0))
-                                           + float(prev.get("wall_time_s") or 0.0), 1),
-                "test_top1": (prev.get("final") or {}).get("test_top1"),
-                "command": prev.get("command"), "init_from": prev.get("init_from")}
-
-    def _load_init_weights(self) -> None:
-        """Start from --init_from's final weights (only when no checkpoint was resumed)."""
-        from keras_preact import export
-
-        path = os.path.join(self.init_record["model_dir"], export.WEIGHTS_FILE)
-        try:
-            with self.strategy.scope():
-                self.model.load_weights(path)
-        except ValueError as e:
-            raise RunError(f"--init_from weights {path} do not fit {self.run.model}: {e}") from None
-        got = weights_digest([np.asarray(w) for w in self.model.get_weights()])
-        if self.init_record["weights_sha256"] and got != self.init_record["weights_sha256"]:
-            raise RunError(f"{path} is not the weights its run.json recorded (sha256 {got[:12]}..., "
-                           f"run.json says {self.init_record['weights_sha256'][:12]}...)")
-        logging.info("Initialised from %s (%s, %d epoch(s), test top-1 %s)", path, self.init_record["config"],
-                     self.init_record["epochs"], self.init_record["test_top1"])
-
-    def _restore(self) -> None:
+    # ------------------------------------------------------------------ where training starts
+    def _resume_or_init(self) -> None:
+        """Resume from model_dir's checkpoint; without one, start from --init_from's weights if given."""
+        self.init_record = run_record.read_init_from(self.run.init_from, self.run.model, self.model_kwargs,
+                                                     self.train_info.class_names)
         self.history: List[dict] = []
         self.start_epoch = 0
-        ckpt = state.load_checkpoint(self.model_dir)
-        if ckpt is None:
-            return
-        ident, mine = ckpt.meta.get("identity", {}), self._identity()
-        if ident != mine:
-            raise RunError(f"--model_dir={self.model_dir} holds a checkpoint of a different run "
-                           f"({_differences(ident, mine)}); "
-                           f"use another --model_dir or the original flags")
-        try:
-            with self.strategy.scope():
-                state.restore(self.model.weights, ckpt.model_values, "model")
-                state.restore(self.optimizer.variables, ckpt.opt_values, "optimizer")
-        except ValueError as e:
-            raise RunError(f"checkpoint {ckpt.path} does not match this model: {e}") from None
-        old_cfg = ckpt.meta.get("config") or {}
-        changed = {k: (old_cfg[k], v) for k, v in self.cfg.to_dict().items() if k in old_cfg and old_cfg[k] != v}
-        if changed:
-            logging.warning("Resuming with a changed recipe: %s",
-                            ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items()))
-        self.start_epoch = int(ckpt.meta["epoch"])
-        self.history = list(ckpt.meta.get("history", []))
-        logging.info("Resumed from %s: %d epoch(s) done, iteration %d", ckpt.path, self.start_epoch,
-                     int(self.optimizer.iterations.numpy()))
+        identity = checkpoint.identity(self.run.model, data_lib.dataset_identity(self.run.dataset),
+                                       self.model_kwargs, self.train_info.num_classes, self.init_record)
+        self.checkpoints = checkpoint.Checkpointer(self.model_dir, self.strategy, self.model, self.optimizer,
+                                                   self.cfg, identity, self.chief)
+        resumed = self.checkpoints.resume()
+        if resumed is not None:
+            self.start_epoch, self.history = resumed
+        if self.init_record and self.start_epoch == 0:
+            checkpoint.load_init_weights(self.strategy, self.model, self.run.model, self.init_record)
 
-    def _save_checkpoint(self, epoch: int) -> None:
-        mv = state.variable_values(self.model.weights)
-        ov = state.variable_values(self.optimizer.variables)
-        if not self.chief:
-            return
-        meta = {"epoch": epoch, "iteration": int(self.optimizer.iterations.numpy()), "history": self.history,
-                "identity": self._identity(), "config": self.cfg.to_dict(), "time": time.time()}
-        state.save_checkpoint(self.model_dir, mv, ov, meta)
-
-    # ------------------------------------------------------------------ run.json
-    def _run_record(self, status: str, final: Optional[dict] = None) -> dict:
-        info = self.train_info
-        prev_wall = 0.0
-        path = os.path.join(self.model_dir, "run.json")
-        if os.path.exists(path):
-            try:
-                with open(path) as f:
-                    prev = json.load(f)
-                prev_wall = float(prev.get("wall_time_previous_s", 0.0)) if prev.get("session_start") == \
-                    self.started else float(prev.get("wall_time_s", 0.0))
-            except (OSError, ValueError):
-                pass
-        if not hasattr(self, "_prev_wall"):
-            self._prev_wall = prev_wall
-        rec = {
-            "model": self.run.model,
-            "model_kwargs": self.model_kwargs,
-            "dataset": data_lib.dataset_identity(self.run.dataset),
-            "class_names": info.class_names,
-            "input_shape": [self.size, self.size, 3],
-            "config": self.cfg.to_dict(),
-            "schedule": self.schedule.to_dict(),
-            "status": status,
-            "strategy": self.run.strategy_name,
-            "replicas": self.replicas,
-            "workers": self.workers,
-            "steps_per_epoch": self.steps_per_epoch,
-            "total_steps": self.total_steps,
-            "epochs_planned": self.epochs,
-            "epochs": self.history,
-            "final": final,
-            "data": {"train": info.to_dict(), "test": self.test_info.to_dict(),
-                     "skipped_count": len(info.skipped_files) + len(self.test_info.skipped_files)},
-            "seed": self.run.seed,
-            "command": self.run.command,
-            "versions": report.versions(),
-            "hardware": report.hardware(self.strategy),
-            "session_start": self.started,
-            "wall_time_previous_s": self._prev_wall,
-            "wall_time_s": round(self._prev_wall + time.time() - self.started, 1),
-        }
-        if self.init_record:
-            rec["init_from"] = self.init_record
-            rec["epochs_total"] = self.init_record["epochs_total"] + len(self.history)
-            rec["wall_time_total_s"] = round(self.init_record["wall_time_total_s"] + rec["wall_time_s"], 1)
-        return rec
-
-    def _write_run_json(self, status: str, final: Optional[dict] = None) -> None:
-        if self.chief:
-            state.atomic_write_json(os.path.join(self.model_dir, "run.json"), self._run_record(status, final))
+    def write_run_json(self, status: str, final: Optional[dict] = None) -> None:
+        """run.json with `status` (written by the chief only); callable once `history` exists."""
+        self.records.write_run_json(self, status, final)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> dict:
@@ -531,104 +314,82 @@ class Trainer:
     def fit(self) -> dict:
         self._prepare_data()
         self._build()
-        self.init_record = self._read_init_from()
-        self._restore()
-        if self.init_record and self.start_epoch == 0:
-            self._load_init_weights()
-        self._write_run_json("running")
+        self._resume_or_init()
+        self.write_run_json("running")
+        self._log_plan()
+        self.records.open_tensorboard()
+        train_iter = self._train_iterator()
+        verbose = 1 if sys.stdout.isatty() else 0
+        for epoch in range(self.start_epoch, self.epochs):
+            entry = self._train_epoch(epoch, train_iter, verbose)
+            if entry is None:
+                break
+            self.history.append(entry)
+            self.checkpoints.save(epoch + 1, self.history)
+            self.write_run_json("running")
+            self.records.log_epoch(entry, self.epochs)
+        return self.finish()
+
+    def _log_plan(self) -> None:
         cfg = self.cfg
         # The overrides go in the line: "densenet_bc_100_12" alone would hide a depth-52 ablation run.
         overrides = f" {json.dumps(self.run.model_overrides, sort_keys=True)}" if self.run.model_overrides else ""
         logging.info("Training %s%s on %s: %d epochs x %d steps (batch %d over %d replica(s), %d worker(s)), "
                      "config %s, model_dir %s", self.run.model, overrides, self.run.dataset, self.epochs,
                      self.steps_per_epoch, cfg.batch_size, self.replicas, self.workers, cfg.name, self.model_dir)
-        writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "tensorboard")) if self.chief else None
+
+    def _train_iterator(self):
+        cfg = self.cfg
         fn = pipeline.train_dataset_fn(self.train_source, cfg.batch_size, cfg.augment, self.size,
                                        min(cfg.shuffle_buffer, self.train_info.num_examples),
                                        cache=self.cache_in_pipeline, seed=self.run.seed)
-        train_iter = iter(self.strategy.distribute_datasets_from_function(fn))
-        verbose = 1 if sys.stdout.isatty() else 0
-        for epoch in range(self.start_epoch, self.epochs):
-            it0 = int(self.optimizer.iterations.numpy())
-            steps = min(self.steps_per_epoch, self.total_steps - it0)
-            if steps <= 0:
-                break
-            bar = keras.utils.Progbar(steps, verbose=verbose, stateful_metrics=["loss", "accuracy", "lr"])
-            t0 = time.time()
-            tot = np.zeros(3)
-            for s in range(steps):
-                with stop_signals.deferred():
-                    out = np.array([float(t.numpy()) for t in self.train_step(train_iter)])
-                stop_signals.check()
-                if not np.all(np.isfinite(out)):
-                    raise NonFiniteLoss(
-                        f"loss became {out[0]} at epoch {epoch + 1}, step {s + 1} (iteration {it0 + s + 1})")
-                tot += out
-                if verbose:
-                    bar.update(s + 1, [("loss", tot[0] / tot[2]), ("accuracy", tot[1] / tot[2]),
-                                       ("lr", self.schedule.lr_at(it0 + s))])
-            self.sync_statistics()
-            train_secs = time.time() - t0
-            entry = {"epoch": epoch + 1, "loss": tot[0] / tot[2], "accuracy": tot[1] / tot[2],
-                     "lr": self.schedule.lr_at(it0 + steps - 1), "steps": steps, "iteration": it0 + steps,
-                     "train_seconds": round(train_secs, 2),
-                     "images_per_sec": round(tot[2] / max(train_secs, 1e-9), 1), "cpu": self.cpu}
-            last = epoch + 1 == self.epochs or it0 + steps >= self.total_steps
-            if cfg.eval_every and ((epoch + 1) % cfg.eval_every == 0 or last):
-                entry.update(self.evaluate())
-            entry["seconds"] = round(time.time() - t0, 2)
-            self.history.append(entry)
-            self._save_checkpoint(epoch + 1)
-            self._write_run_json("running")
-            msg = (f"epoch {epoch + 1}/{self.epochs} loss={entry['loss']:.4f} acc={entry['accuracy']:.4f}"
-                   + (f" val_loss={entry['val_loss']:.4f} val_acc={entry['val_accuracy']:.4f}"
-                      f" val_top5={entry['val_top5_accuracy']:.4f}" if "val_loss" in entry else "")
-                   + f" lr={entry['lr']:.5g} time={entry['seconds']:.1f}s ({entry['images_per_sec']:.0f} img/s)")
-            logging.info(msg)
-            if self.chief:
-                with open(os.path.join(self.model_dir, "train.log"), "a") as f:
-                    f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + msg + "\n")
-                with writer.as_default(step=epoch + 1):
-                    for k, v in entry.items():
-                        if k not in ("epoch",) and isinstance(v, (int, float)):
-                            _scalar_summary(k, v)
-                writer.flush()
-        return self.finish()
+        return iter(self.strategy.distribute_datasets_from_function(fn))
+
+    def _train_epoch(self, epoch: int, train_iter, verbose: int) -> Optional[dict]:
+        """Train epoch `epoch` (0-based) and evaluate when due: its history entry, or None once
+        total_steps are done."""
+        it0 = int(self.optimizer.iterations.numpy())
+        steps = min(self.steps_per_epoch, self.total_steps - it0)
+        if steps <= 0:
+            return None
+        bar = keras.utils.Progbar(steps, verbose=verbose, stateful_metrics=["loss", "accuracy", "lr"])
+        t0 = time.time()
+        tot = np.zeros(3)
+        for s in range(steps):
+            with stop_signals.deferred():
+                out = np.array([float(t.numpy()) for t in self.train_step(train_iter)])
+            stop_signals.check()
+            if not np.all(np.isfinite(out)):
+                raise NonFiniteLoss(
+                    f"loss became {out[0]} at epoch {epoch + 1}, step {s + 1} (iteration {it0 + s + 1})")
+            tot += out
+            if verbose:
+                bar.update(s + 1, [("loss", tot[0] / tot[2]), ("accuracy", tot[1] / tot[2]),
+                                   ("lr", self.schedule.lr_at(it0 + s))])
+        self.sync_statistics()
+        entry = self.records.epoch_entry(epoch + 1, tot, self.schedule.lr_at(it0 + steps - 1), steps, it0 + steps,
+                                         time.time() - t0)
+        last = epoch + 1 == self.epochs or it0 + steps >= self.total_steps
+        if self.cfg.eval_every and ((epoch + 1) % self.cfg.eval_every == 0 or last):
+            entry.update(self.evaluate())
+        entry["seconds"] = round(time.time() - t0, 2)
+        return entry
 
     def finish(self) -> dict:
         """Final test evaluation and the exported model files."""
-        final = self.evaluate()
-        final = {"test_top1": final["val_accuracy"], "test_top5": final["val_top5_accuracy"],
-                 "test_loss": final["val_loss"], "test_examples": final["val_examples"],
-                 "test_error": 1.0 - final["val_accuracy"], "split": "test",
-                 "validation_steps_cap": self.run.validation_steps,
-                 "epochs_done": len(self.history), "iterations": int(self.optimizer.iterations.numpy())}
+        final = run_record.final_entry(self.evaluate(), self.run.validation_steps, len(self.history),
+                                       int(self.optimizer.iterations.numpy()))
         values = [np.asarray(w) for w in self.model.get_weights()]
-        final["weights_sha256"] = weights_digest(values)
+        final["weights_sha256"] = checkpoint.weights_digest(values)
         logging.info("Final: test top-1 %.4f, top-5 %.4f on %d images; weights sha256 %s (%s)",
                      final["test_top1"], final["test_top5"], final["test_examples"], final["weights_sha256"],
                      distribute.worker_label(self.strategy))
         if self.chief:
-            self._export(values)
-            report.plot_curves(os.path.join(self.model_dir, "curves.png"), self.history,
-                               f"{self.run.model} on {self.run.dataset} ({self.cfg.name})")
-            self._write_run_json("finished", final)
+            checkpoint.export_final(self.model_dir, self.run.model, self.model_kwargs, values)
+            self.records.write_curves(self.history, f"{self.run.model} on {self.run.dataset} ({self.cfg.name})")
+            self.write_run_json("finished", final)
         # Workers leave together (a worker that exits while the chief still writes files
         # makes the coordination service report it as crashed).
         if self.workers > 1:
             self.barrier()
         return final
-
-    def _export(self, values: List[np.ndarray]) -> None:
-        """model.keras (softmax head, as get_model builds it by default) and final.weights.h5."""
-        import keras_preact
-
-        # Exported in float32 whatever the training policy: it runs on every device, and the
-        # variables are float32 under every Keras mixed-precision policy anyway.
-        keras.mixed_precision.set_global_policy("float32")
-        export = keras_preact.build_variant(self.run.model, **self.model_kwargs)
-        export.set_weights(values)
-        state.atomic_write(os.path.join(self.model_dir, "model.keras"), lambda p: export.save(p))
-        state.atomic_write(os.path.join(self.model_dir, "final.weights.h5"), lambda p: export.save_weights(p))
-        keras.mixed_precision.set_global_policy("float32")
-

@@ -10,7 +10,8 @@ variable (weights and BatchNorm statistics), every optimizer variable (iteration
 momentum buffers, loss scale) and a JSON ``meta`` record (finished epochs, history,
 identity of the run). Before a new checkpoint replaces it, the previous one is kept as
 ``ckpt.prev.npz``; :func:`load_checkpoint` falls back to it if the newest one does not
-load.
+load. This module holds the file and copies variables to and from its arrays;
+``training.checkpoint`` decides what goes in it and when it may resume a run.
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ def _exit_interrupted(trainer, signum: int) -> None:
     history = getattr(trainer, "history", None) if trainer is not None else None
     if history is not None:
         try:
-            trainer._write_run_json(f"interrupted by {name}")
+            trainer.write_run_json(f"interrupted by {name}")
         except Exception:  # noqa: BLE001 - the checkpoint, not run.json, is what resumes
             pass
     print(f"interrupted by {name}: {len(history or [])} epoch(s) are checkpointed in {FLAGS.model_dir}; run the "
@@ -159,11 +159,13 @@ def main(argv):
     import tensorflow as tf
 
     from keras_preact.training import loop
+    from keras_preact.training.errors import NonFiniteLoss, RunError
+    from keras_preact.training.signals import Interrupted, stop_signals
 
     tf.get_logger().setLevel("WARNING")
 
     keras.utils.set_random_seed(FLAGS.seed)
-    loop.stop_signals.install()
+    stop_signals.install()
     run = loop.RunSpec(model=FLAGS.model, dataset=FLAGS.dataset, model_dir=FLAGS.model_dir, cfg=cfg,
                        data_dir=FLAGS.data_dir, download=FLAGS.download, epochs_override=FLAGS.epochs is not None,
                        steps_per_epoch=FLAGS.steps_per_epoch, validation_steps=FLAGS.validation_steps,
@@ -174,12 +176,12 @@ def main(argv):
     try:
         trainer = loop.Trainer(run, strategy)
         final = trainer.fit()
-    except (data_lib.DatasetError, loop.RunError) as e:
+    except (data_lib.DatasetError, RunError) as e:
         fail(str(e))
-    except loop.NonFiniteLoss as e:
+    except NonFiniteLoss as e:
         if trainer is not None and getattr(trainer, "history", None) is not None:
             try:
-                trainer._write_run_json("stopped: non-finite loss")
+                trainer.write_run_json("stopped: non-finite loss")
             except Exception:  # noqa: BLE001
                 pass
         done = len(trainer.history) if trainer is not None and getattr(trainer, "history", None) else 0
@@ -187,14 +189,14 @@ def main(argv):
                 if done else "no epoch had finished, so there is no checkpoint")
         fail(f"{e}. Training stopped; {kept}. Lower --learning_rate (or check the data) and re-run the same "
              f"command to resume.", code=3)
-    except loop.Interrupted as e:
+    except Interrupted as e:
         _exit_interrupted(trainer, e.signum)
     except Exception:
         # A signal that arrived outside the step loop raises wherever Python is; TensorFlow
         # may rewrap it (TypeError, ...). It is still an interruption, not a crash.
-        if loop.stop_signals.received is None:
+        if stop_signals.received is None:
             raise
-        _exit_interrupted(trainer, loop.stop_signals.received)
+        _exit_interrupted(trainer, stop_signals.received)
     logging.info("Done: test top-1 %.4f, top-5 %.4f; outputs in %s", final["test_top1"], final["test_top5"],
                  FLAGS.model_dir)
     return 0

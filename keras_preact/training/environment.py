@@ -1,13 +1,11 @@
-"""run.json content (versions, hardware) and the training-curve figure."""
+"""The software and machine a run trains on: run.json's "versions" and "hardware", each epoch's "cpu"
+(and the benches' CPU line)."""
 
 from __future__ import annotations
 
 import os
 import platform
 import sys
-from typing import List
-
-from keras_preact.training.state import atomic_write
 
 
 def versions() -> dict:
@@ -77,38 +75,3 @@ def hardware(strategy=None) -> dict:
         except (RuntimeError, AttributeError):
             out["devices"] = ["default"]
     return out
-
-
-def plot_curves(path: str, epochs: List[dict], title: str = "") -> None:
-    """Loss and top-1 error (%) vs epoch, train and test, like the papers' figures."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ep = [e["epoch"] for e in epochs]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
-    a1.plot(ep, [e["loss"] for e in epochs], label="train", marker=".")
-    val = [(e["epoch"], e) for e in epochs if e.get("val_loss") is not None]
-    if val:
-        a1.plot([v[0] for v in val], [v[1]["val_loss"] for v in val], label="test", marker=".")
-    a1.set_xlabel("epoch")
-    a1.set_ylabel("loss (cross-entropy)")
-    a1.legend()
-    a1.grid(alpha=0.3)
-    a2.plot(ep, [100 * (1 - e["accuracy"]) for e in epochs], label="train (augmented)", marker=".")
-    if val:
-        a2.plot([v[0] for v in val], [100 * (1 - v[1]["val_accuracy"]) for v in val], label="test", marker=".")
-    a2.set_xlabel("epoch")
-    a2.set_ylabel("top-1 error (%)")
-    a2.legend()
-    a2.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-
-    def w(tmp):
-        fig.savefig(tmp, format="png", dpi=100)
-
-    atomic_write(path, w)
-    plt.close(fig)
