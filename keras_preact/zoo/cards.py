@@ -76,6 +76,15 @@ def _training_time(card):
     return _duration(recipe.get("wall_time_total_s") or recipe.get("wall_time_s"))
 
 
+def _flip_line(card):
+    """The test-time-flip numbers, labelled as such, or '' for a card without them."""
+    flip = card.get("flip")
+    if not flip:
+        return ""
+    return (f"With test-time flip (mean over the image and its horizontal mirror; off by default, "
+            f"`--flip`): top-1 {_percent(flip['top1'])}, top-5 {_percent(flip['top5'])}.\n")
+
+
 def render_model_readme(card):
     """A short README.md for one zoo model, from its card."""
     name, arch = card["name"], card["architecture"]
@@ -108,8 +117,8 @@ def render_model_readme(card):
 |---|---|---|---|---|---|---|
 | {_percent(card['top1'])} | {_percent(card['top5'])} | {_millions(card['params'])} | {_millions(card['flops'])} | {height}x{width} RGB | {_epoch_count(card)} | {_training_time(card)} |
 
-Top-1/top-5 on {measured_on}.
-{paper_line}Reproduce: `{evaluation['command']}`
+Top-1/top-5 on {measured_on}, single crop.
+{_flip_line(card)}{paper_line}Reproduce: `{evaluation['command']}`
 
 ## Use it
 
@@ -143,7 +152,8 @@ def render_zoo_readme(cards):
         "# keras-preact model zoo",
         "",
         "Generated from the model cards by `keras-preact zoo-readme --zoo_dir DIR`; do not edit by hand.",
-        "Top-1/top-5 are measured on the full test split of the dataset named; each card's",
+        "Top-1/top-5 are single-crop, measured on the full test split of the dataset named; \"top-1",
+        "with flip\" averages each image's prediction with its mirror's (`--flip`, off by default). Each card's",
         "command (`keras-preact evaluate --model NAME --dataset ... --check`) reproduces them, and",
         "`python -m pytest -m slow tests/test_zoo.py -k full_test_split` checks every card (CI",
         "checks each card's numbers on its first 500 test images).",
@@ -161,9 +171,9 @@ def render_zoo_readme(cards):
         ]
     else:
         lines += [
-            "| model | architecture | dataset | top-1 | top-5 | error | paper error | params "
-            "| paper params | FLOPs | epochs |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "| model | architecture | dataset | top-1 | top-5 | error | top-1 with flip | paper error "
+            "| params | paper params | FLOPs | epochs |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         sources = {}
         for card in cards:
@@ -174,6 +184,7 @@ def render_zoo_readme(cards):
                 f"| [{card['name']}]({card['name']}/README.md) | {_network(card)} "
                 f"| {card['dataset']}{_limited(card)} | {_percent(card['top1'])} | {_percent(card['top5'])} "
                 f"| {100 * (1 - card['top1']):.2f}% "
+                f"| {_percent(card['flip']['top1']) if card.get('flip') else '–'} "
                 f"| {f'{paper_error:.2f}%' if paper_error is not None else '–'} "
                 f"| {_millions(card['params'])} "
                 f"| {_millions(paper_params) if paper_params else '–'} "

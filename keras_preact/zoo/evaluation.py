@@ -117,8 +117,22 @@ def saved_model_predictor(path):
     return predict
 
 
+def with_flip(predict):
+    """Test-time flip: the mean of `predict` on the images and on their horizontal mirrors.
+
+    Off by default everywhere: a card's `top1` is single-crop, and a flip-averaged number
+    is kept apart, under the card's "flip" key.
+    """
+
+    def predict_flip_averaged(images):
+        images = np.asarray(images)
+        return 0.5 * (np.asarray(predict(images)) + np.asarray(predict(images[:, :, ::-1, :])))
+
+    return predict_flip_averaged
+
+
 def evaluate(name, dataset, *, runtime="keras", split="test", data_dir=None, limit=None,
-             batch_size=256, progress=True):
+             batch_size=256, progress=True, flip=False):
     """Evaluate zoo model `name` on a dataset split; return an `Evaluation`.
 
     Args:
@@ -129,6 +143,8 @@ def evaluate(name, dataset, *, runtime="keras", split="test", data_dir=None, lim
             and cached; TensorFlow only).
         split: str. Defaults to "test".
         limit: int or None. Evaluate the first `limit` examples only.
+        flip: bool. Average each image's prediction with its mirror's
+            (`with_flip`). Defaults to False (single-crop, the cards' `top1`).
     """
     if runtime == "keras":
         predict = keras_predictor(name)
@@ -138,6 +154,8 @@ def evaluate(name, dataset, *, runtime="keras", split="test", data_dir=None, lim
         predict = saved_model_predictor(zoo_saved_model(name))
     else:
         raise ValueError(f"Unknown runtime {runtime!r}; valid values are 'keras', 'saved_model'.")
+    if flip:
+        predict = with_flip(predict)
     card = get_card(name)
     height, width, _ = card["input"]["shape"]
     data, total = load_eval_split(dataset, class_names=card["class_names"], split=split,
@@ -148,21 +166,29 @@ def evaluate(name, dataset, *, runtime="keras", split="test", data_dir=None, lim
     )
 
 
-def check_against_card(name, measured):
+def check_against_card(name, measured, *, flip=False):
     """Differences between a `summary()` and zoo model `name`'s card, as strings.
 
     A summary over the full split is compared with the card's top1/top5; one
-    over the CI slice with the card's `evaluation.ci_slice`. Empty when all match.
+    over the CI slice with the card's `evaluation.ci_slice`. With `flip`, the
+    card's test-time-flip numbers (its "flip" key) instead. Empty when all match.
     """
     card = get_card(name)
-    expected = card["evaluation"]["ci_slice"]
-    if measured["num_examples"] == card["evaluation"]["num_examples"]:
-        expected = {"num_examples": measured["num_examples"], "top1": card["top1"],
-                    "top5": card["top5"]}
+    numbers = card["evaluation"]
+    if flip:
+        if "flip" not in card:
+            return [f"the card of {name} has no test-time-flip numbers (its 'flip' key); "
+                    "record them with `keras-preact evaluate --flip --record` on the full split"]
+        numbers = {**card["flip"], "num_examples": numbers["num_examples"]}
+    expected = numbers["ci_slice"]
+    if measured["num_examples"] == numbers["num_examples"]:
+        full = card["flip"] if flip else card
+        expected = {"num_examples": measured["num_examples"], "top1": full["top1"],
+                    "top5": full["top5"]}
     elif measured["num_examples"] != expected["num_examples"]:
         return [
             f"measured {measured['num_examples']} examples; the card has numbers for "
-            f"{card['evaluation']['num_examples']} (full split) and "
+            f"{numbers['num_examples']} (full split) and "
             f"{expected['num_examples']} (CI slice) only"
         ]
     return [

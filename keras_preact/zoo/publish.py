@@ -26,10 +26,18 @@ from keras_preact.zoo import (
     ZOO_ENV,
     ZooError,
     explicit_zoo_dir,
+    get_card,
+    model_dir,
     sha256_of,
 )
 from keras_preact.zoo.cards import render_model_readme, write_zoo_readme
-from keras_preact.zoo.evaluation import evaluate_predictions, load_eval_split, saved_model_predictor
+from keras_preact.zoo.evaluation import (
+    evaluate,
+    evaluate_predictions,
+    load_eval_split,
+    saved_model_predictor,
+    with_flip,
+)
 
 
 def publish(run_dir, name, dataset, *, zoo_dir=None, weights_url=None, dataset_label=None,
@@ -96,12 +104,17 @@ def publish(run_dir, name, dataset, *, zoo_dir=None, weights_url=None, dataset_l
                                          class_names=run.class_names, split=split,
                                          data_dir=data_dir, limit=limit, progress=progress)
         shutil.rmtree(staging / "saved_model")
+        flipped = _evaluate_model(with_flip(model.predict_on_batch), model, dataset,
+                                  class_names=run.class_names, split=split, data_dir=data_dir,
+                                  limit=limit, progress=progress)
         weights_source = (SOURCE_URL if weights_url else
                           SOURCE_PACKAGE if root.resolve() == PACKAGED_ZOO else SOURCE_LOCAL)
         card = build_card(name, run, model, weights_file, evaluation,
                           dataset=dataset, dataset_label=dataset_label or dataset,
                           split=split, agreement=agreement, limit=limit,
                           weights_source=weights_source, url=weights_url)
+        card["flip"] = flip_entry(flipped, name=name, dataset_source=card["evaluation"]["dataset"],
+                                  split=split, limit=limit)
         (staging / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
         (staging / "README.md").write_text(render_model_readme(card))
         shutil.rmtree(destination, ignore_errors=True)
@@ -118,6 +131,52 @@ def _check_zoo_name(name):
             f"Invalid zoo name {name!r}: use letters, digits, '_' and '-', starting with "
             "a letter or digit (e.g. 'resnetv2_20_cifar10')."
         )
+
+
+def flip_entry(flip_evaluation, *, name, dataset_source, split, limit=None):
+    """The card's "flip" key: test-time-flip numbers, kept apart from the single-crop `top1`."""
+    full = flip_evaluation.summary()
+    limited = "" if limit is None else f" --limit {int(limit)}"
+    return {
+        "top1": full["top1"],
+        "top5": full["top5"],
+        "method": "mean of the probabilities of the image and of its horizontal mirror",
+        "ci_slice": flip_evaluation.summary(CI_SLICE),
+        "command": f"keras-preact evaluate --model {name} --dataset {dataset_source} "
+                   f"--split {split}{limited} --flip --check",
+    }
+
+
+def record_flip(name, dataset, *, data_dir=None, progress=True):
+    """Measure zoo model `name` with test-time flip on its card's split and write the "flip" key.
+
+    For cards published before `publish` measured it. The card's folder (a zoo directory, or
+    keras_preact/zoo/models in a checkout) gets the new card and README, and its zoo README is
+    regenerated. Returns the new "flip" entry.
+    """
+    card, folder = get_card(name), model_dir(name)
+    split, limit = card["evaluation"]["split"], card["evaluation"].get("limit")
+    flipped = evaluate(name, dataset, split=split, data_dir=data_dir, limit=limit,
+                       progress=progress, flip=True)
+    if flipped.summary()["num_examples"] != card["evaluation"]["num_examples"]:
+        raise ZooError(
+            f"{dataset} has {flipped.summary()['num_examples']} {split} examples, but the card of "
+            f"{name} was measured on {card['evaluation']['num_examples']}: not the same data."
+        )
+    card["flip"] = flip_entry(flipped, name=name, dataset_source=card["evaluation"]["dataset"],
+                              split=split, limit=limit)
+    (folder / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    (folder / "README.md").write_text(render_model_readme(card))
+    write_zoo_readme(folder.parent)
+    return card["flip"]
+
+
+def _evaluate_model(predict, model, dataset, *, class_names, split, data_dir, limit, progress):
+    _, height, width, _ = model.inputs[0].shape
+    data, total = load_eval_split(dataset, class_names=class_names, split=split,
+                                  data_dir=data_dir, limit=limit)
+    return evaluate_predictions(predict, data, height=height, width=width, total=total,
+                                progress=progress)
 
 
 def _measure(model, saved_model, dataset, *, class_names, split, data_dir, limit, progress):
