@@ -15,19 +15,20 @@ ECCV 2016 (arXiv 1603.05027).
   is keras.applications' ResNet50V2 exactly (weights and outputs), which the
   registry exposes as `ResNet50V2`, `ResNet101V2`, `ResNet152V2`.
 
-The unit itself lives in `keras_preact.resnet.residual_unit`, shared with v1.
+The unit itself lives in `keras_preact.residual.residual_unit`, shared with v1.
 """
 
 from keras_preact import _builder
 from keras_preact.registry import ModelSpec, named_builder, register
-from keras_preact.resnet import (
-    CIFAR_TABLE6,
+from keras_preact.residual import (
     CONVS_PER_UNIT,
     IMAGENET_DEPTHS,
     UnitConfig,
     build_residual_network,
     resolve_depth,
 )
+# The v1 paper's CIFAR table: the basic-unit v2 nets have its parameter counts.
+from keras_preact.resnet import CIFAR_TABLE6
 
 
 def ResNetV2(

@@ -198,7 +198,7 @@ def test_truncated_weights_file_raises(tmp_path):
 
 
 def test_failed_load_leaves_the_model_untouched(tmp_path):
-    from keras_preact._builder import load_weights
+    from keras_preact.weights import load_weights
 
     model = keras_preact.ResNet_20()
     before = [w.copy() for w in model.get_weights()]

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import keras_preact
+from keras_preact import densenet_memory
 
 X = np.random.RandomState(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
 Y = np.arange(8) % 10
@@ -75,7 +76,7 @@ def test_memory_efficient_model_keeps_plain_layout():
     """The block's maps stay a list and each transition is one layer, but the
     stage features and the serialized model are the plain model's."""
     plain, efficient = _pair()
-    assert any(isinstance(l, keras_preact.densenet.MemoryEfficientTransition) for l in efficient.layers)
+    assert any(isinstance(l, densenet_memory.MemoryEfficientTransition) for l in efficient.layers)
     assert not any(l.name == "conv2_concat" for l in efficient.layers)  # never concatenated
     plain_features = keras_preact.feature_extractor(plain)(X)
     efficient_features = keras_preact.feature_extractor(efficient)(X)

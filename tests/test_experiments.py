@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 import keras_preact
-from keras_preact.resnet import SHORTCUTS, UNIT_LAYOUTS
+from keras_preact.residual import SHORTCUTS, UNIT_LAYOUTS
 from reports import make_identity_mappings as R
 from training.experiments import grid as G
 from training.experiments import identity_mappings as IM

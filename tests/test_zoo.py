@@ -155,7 +155,7 @@ def test_weight_files_for_another_model_or_truncated_are_clear_errors(tiny_zoo, 
 
 
 def test_failed_weight_load_leaves_the_model_untouched(tiny_zoo, tmp_path):
-    from keras_preact import _builder
+    from keras_preact import weights
 
     model = keras_preact.get_model("resnet_32", classes=3)
     before = [w.copy() for w in model.get_weights()]
@@ -164,7 +164,7 @@ def test_failed_weight_load_leaves_the_model_untouched(tiny_zoo, tmp_path):
     truncated.write_bytes(zoo_weights.read_bytes()[:4096])
     for bad in (truncated, zoo_weights):
         with pytest.raises(ValueError):
-            _builder.load_weights(model, str(bad))
+            weights.load_weights(model, str(bad))
         for old, new in zip(before, model.get_weights()):
             np.testing.assert_array_equal(old, new)
 
