@@ -105,6 +105,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow  # 50-70 s; the TensorFlow twin of this check runs in every CI run
 def test_memory_efficient_model_trains_the_same_under_jax():
     """keras.remat and the moving-statistics updates also hold on the JAX backend:
     after one SGD step the weights and moving statistics match the plain model's."""

@@ -27,6 +27,26 @@ def run(module, *args, timeout=240):
     return p.returncode, p.stdout, p.stderr
 
 
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """(dataset root, model_dir) of one finished 1-epoch TINY run, trained once for this module.
+
+    Tests that change the run work on a copy (`copy_run`)."""
+    base = tmp_path_factory.mktemp("finished")
+    root = make_folder(base / "ds")
+    md = str(base / "run")
+    rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={md}")
+    assert rc == 0, err[-3000:]
+    return root, md
+
+
+def copy_run(model_dir, destination):
+    import shutil
+
+    shutil.copytree(model_dir, destination)
+    return str(destination)
+
+
 def assert_clean_error(rc, out, err, *needles):
     assert rc != 0
     assert "Traceback" not in out + err, err[-3000:]
@@ -127,11 +147,9 @@ def test_full_tiny_run_outputs_contract_and_evaluate(tmp_path):
         assert [e["epoch"] for e in json.load(f)["epochs"]] == [1, 2]
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-    root = make_folder(tmp_path / "ds")
-    md = str(tmp_path / "run")
-    rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={md}", "--epochs=1")
-    assert rc == 0, err[-3000:]
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(finished_run, tmp_path):
+    root, finished = finished_run
+    md = copy_run(finished, tmp_path / "run")
     ckpt = os.path.join(md, "checkpoint", "ckpt.npz")
     before = open(ckpt, "rb").read()
     rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={md}", "--epochs=3",
@@ -144,11 +162,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert "non-finite" in r["status"] and len(r["epochs"]) == 1
 
 
-def test_init_from_starts_from_a_finished_run_and_keeps_the_totals(tmp_path):
-    root = make_folder(tmp_path / "ds")
-    first, second, other = (str(tmp_path / n) for n in ("first", "second", "other"))
-    rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={first}")
-    assert rc == 0, err[-3000:]
+def test_init_from_starts_from_a_finished_run_and_keeps_the_totals(finished_run, tmp_path):
+    root, first = finished_run
+    second = str(tmp_path / "second")
     with open(os.path.join(first, "run.json")) as f:
         r1 = json.load(f)
 
@@ -174,22 +190,20 @@ def test_init_from_starts_from_a_finished_run_and_keeps_the_totals(tmp_path):
     rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={second}", "--epochs=2")
     assert_clean_error(rc, out, err, "checkpoint of a different run", "init_from:", "None now")
 
-    # Weights that are not the ones run.json recorded are refused (so the load really happens).
-    rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={other}", "--seed=1")
-    assert rc == 0, err[-3000:]
+    # Weights that are not the ones run.json recorded are refused (so the load really happens):
+    # the first run's record with the second run's weights.
     import shutil
 
-    shutil.copy(os.path.join(other, "final.weights.h5"), os.path.join(first, "final.weights.h5"))
+    altered = copy_run(first, tmp_path / "altered")
+    shutil.copy(os.path.join(second, "final.weights.h5"), os.path.join(altered, "final.weights.h5"))
     rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={tmp_path}/x",
-                       f"--init_from={first}")
+                       f"--init_from={altered}")
     assert_clean_error(rc, out, err, "is not the weights its run.json recorded")
 
 
-def test_init_from_errors(tmp_path):
-    root = make_folder(tmp_path / "ds")
-    md = str(tmp_path / "v1")
-    rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={md}")
-    assert rc == 0, err[-3000:]
+def test_init_from_errors(finished_run, tmp_path):
+    root, finished = finished_run
+    md = copy_run(finished, tmp_path / "v1")
     rc, out, err = run("keras_preact.training.train", "--model=resnetv2_20", "--config=smoke", "--batch_size=8",
                        f"--dataset=folder:{root}", f"--model_dir={tmp_path}/v2", f"--init_from={md}")
     assert_clean_error(rc, out, err, "another model", "'resnet_20' there", "'resnetv2_20' now")
