@@ -1,9 +1,11 @@
 """Serving latency (p50/p99, batch 1 and 32) of keras-preact's exported SavedModel
-vs the keras.applications model plus its Python ``preprocess_input``.
+vs the keras.applications model plus its Python ``preprocess_input``; and each packaged zoo
+model in TF SavedModel, ONNX Runtime, OpenVINO and LiteRT side by side (median and p90).
 
-    python -m bench.serving_latency                          # ResNet50V2 and DenseNet121, 224x224
+    python -m bench.serving_latency                          # ResNet50V2 and DenseNet121, 224x224; zoo runtimes
     python -m bench.serving_latency --models resnet50v2 --iters1 500 --iters32 50
-    python -m bench.serving_latency --quick                  # ResNet50V2 at 32x32, batches 1 and 2
+    python -m bench.serving_latency --quick                  # ResNet50V2 at 32x32, batches 1 and 2;
+                                                             # resnet_20_cifar10 in each runtime
 
 Per model, in a fresh process: ``keras_preact.get_model(name)`` gets keras.applications'
 weights (``set_weights``: the same function, checked: max |difference| of the
@@ -25,6 +27,16 @@ Latency is wall time per request including the conversion of the request to tens
 of the answer to NumPy. The variants take turns request by request (rotating which goes
 first), so machine noise hits them alike; the ratio is theirs' p50 over ours' p50
 (> 1: ours is faster). p99 of fewer than 100 requests is close to the maximum.
+
+Runtimes (``--zoo_models``, default every packaged zoo model): per model, in a fresh
+process, the model is exported in each format (``keras_preact.runtimes.export_model``; the
+SavedModel with ``export.export_model``) and loaded with ``runtimes.load_predictor``, which
+is what a server would run: the same uint8 ``[N, 32, 32, 3]`` batch goes to the SavedModel's
+``serving_default``, an ONNX Runtime session (its default threads), an OpenVINO CPU compiled
+model (float32: ``INFERENCE_PRECISION_HINT=f32``; default threads) and a LiteRT interpreter
+(``num_threads`` = the CPUs; its own default is 1). Requests alternate between the runtimes
+as above; the ratio is the SavedModel's p50 (p90) over the runtime's (> 1: the runtime is
+faster). A runtime whose package is missing is a row saying which extra to install.
 """
 
 import argparse
@@ -124,6 +136,134 @@ def worker(payload):
     return out
 
 
+def zoo_worker(payload):
+    """Latency of one zoo model in each runtime; runs in a fresh process."""
+    import numpy as np
+
+    from keras_preact import export, runtimes, zoo
+
+    name = payload["zoo_model"]
+    card = zoo.get_card(name)
+    model = zoo.load_model(name)
+    height, width, _ = card["input"]["shape"]
+    predictors, export_seconds, skipped = {}, {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for fmt in payload["formats"]:
+            missing = runtimes.missing_modules(fmt)
+            if missing:
+                skipped[fmt] = f'{", ".join(missing)} not installed: pip install "keras-preact[{fmt}]"'
+                continue
+            folder = os.path.join(tmp, fmt)
+            t0 = time.perf_counter()
+            if fmt == "saved_model":
+                export.export_model(model, folder, class_names=card["class_names"])
+            else:
+                runtimes.export_model(model, folder, fmt, class_names=card["class_names"], check=False)
+            export_seconds[fmt] = time.perf_counter() - t0
+            predictors[fmt] = runtimes.load_predictor(folder)
+    rng = np.random.default_rng(0)
+    check = rng.integers(0, 256, (32, height, width, 3), dtype=np.uint8)
+    reference = runtimes.keras_probabilities(model, check)
+    out = {"zoo_model": name, "size": height, "export_seconds": export_seconds, "skipped": skipped,
+           "runtime_versions": {f: p.runtime for f, p in predictors.items()},
+           "settings": {f: p.settings for f, p in predictors.items()},
+           "max_abs_diff_vs_keras": {f: float(np.abs(p(check) - reference).max()) for f, p in predictors.items()},
+           "batches": []}
+    names = list(predictors)
+    for batch, iters, warmup in payload["batches"]:
+        pixels = rng.integers(0, 256, (batch, height, width, 3), dtype=np.uint8)
+        for key in names:
+            for _ in range(warmup):
+                predictors[key](pixels)
+        times = {key: [] for key in names}
+        for i in range(iters):
+            for key in names[i % len(names):] + names[:i % len(names)]:
+                start = time.perf_counter()
+                predictors[key](pixels)
+                times[key].append(time.perf_counter() - start)
+        stats = {key: {"p50_ms": 1000 * common.percentile(t, 50), "p90_ms": 1000 * common.percentile(t, 90),
+                       "mean_ms": 1000 * sum(t) / len(t), "requests": len(t)} for key, t in times.items()}
+        base = stats.get("saved_model")
+        for key, value in stats.items():
+            if base is not None:
+                value["savedmodel_p50_over_this"] = base["p50_ms"] / value["p50_ms"]
+                value["savedmodel_p90_over_this"] = base["p90_ms"] / value["p90_ms"]
+        out["batches"].append({"batch": batch, "iters": iters, "stats": stats})
+    out["loadavg"] = common.loadavg()
+    return out
+
+
+def cpu_detail():
+    """'AMD EPYC, family 26 model 2 stepping 1 (Zen 5), 2 CPUs, under a hypervisor' from /proc/cpuinfo."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+                if not line.strip():
+                    break
+    except OSError:
+        return {}
+    detail = {"model_name": fields.get("model name"), "vendor": fields.get("vendor_id"),
+              "family": int(fields["cpu family"]) if fields.get("cpu family", "").isdigit() else None,
+              "model": int(fields["model"]) if fields.get("model", "").isdigit() else None,
+              "stepping": int(fields["stepping"]) if fields.get("stepping", "").isdigit() else None,
+              "hypervisor": "hypervisor" in fields.get("flags", "").split(),
+              "cpus": os.cpu_count()}
+    # AMD's family numbers (family 0x17, 0x19, 0x1A); Intel reports family 6 for everything recent.
+    generation = {23: "Zen/Zen 2", 25: "Zen 3/Zen 4", 26: "Zen 5"}.get(detail["family"]) \
+        if detail["vendor"] == "AuthenticAMD" else None
+    detail["text"] = (f"{detail['model_name']}, family {detail['family']} model {detail['model']} stepping "
+                      f"{detail['stepping']}{f' ({generation})' if generation else ''}, {detail['cpus']} CPUs"
+                      f"{', under a hypervisor' if detail['hypervisor'] else ''}")
+    return detail
+
+
+RUNTIME_LABELS = {"saved_model": "TF SavedModel `serving_default`", "onnx": "ONNX Runtime",
+                  "openvino": "OpenVINO (f32)", "litert": "LiteRT"}
+
+
+def runtimes_markdown(zoo_results, result):
+    loads = [r["loadavg"][0] for r in zoo_results if "loadavg" in r]
+    load_text = (f"; 1-minute load average after each model {', '.join(f'{x:.1f}' for x in loads)} "
+                 f"on {result.get('cpu_detail', {}).get('cpus', '?')} CPUs" if loads else "")
+    lines = [f"Zoo models in each runtime, {result.get('cpu_detail', {}).get('text', 'unknown CPU')}{load_text}; "
+             "uint8 32x32 pixels in, probabilities out, through `keras_preact.runtimes.load_predictor`; requests "
+             "alternate between the runtimes. Ratio: the SavedModel's p50 / p90 over this runtime's "
+             "(> 1: faster than TF). A load average above the CPU count means other processes competed for "
+             "the CPUs: the multi-threaded runtimes' batch-32 numbers suffer most.", ""]
+    rows = []
+    for res in zoo_results:
+        if "error" in res:
+            rows.append([res.get("zoo_model"), "–", f"failed: {res['error']}", "–", "–", "–", "–"])
+            continue
+        for b in res["batches"]:
+            for key, st in b["stats"].items():
+                ratio = (f"{st['savedmodel_p50_over_this']:.2f}x / {st['savedmodel_p90_over_this']:.2f}x"
+                         if "savedmodel_p50_over_this" in st else "–")
+                label = f"{RUNTIME_LABELS[key]} ({res['runtime_versions'][key]})"
+                rows.append([res["zoo_model"], b["batch"], label, common.fmt(st["p50_ms"], 2),
+                             common.fmt(st["p90_ms"], 2), common.fmt(1000 * b["batch"] / st["p50_ms"], 0), ratio])
+        for key, why in res.get("skipped", {}).items():
+            rows.append([res["zoo_model"], "–", f"{RUNTIME_LABELS[key]}: skipped, {why}", "–", "–", "–", "–"])
+    lines.append(common.markdown_table(
+        ["zoo model", "batch", "runtime", "median ms", "p90 ms", "images/s at median",
+         "SavedModel ÷ this, p50 / p90"], rows))
+    done = [r for r in zoo_results if "error" not in r]
+    if done:
+        lines.append("")
+        lines.append("Max |probability difference| from Keras on 32 random images: " + "; ".join(
+            f"{r['zoo_model']}: " + ", ".join(f"{k} {v:.1e}" for k, v in r["max_abs_diff_vs_keras"].items())
+            for r in done) + ".")
+        settings = done[0]["settings"]
+        lines.append("")
+        lines.append("Runtime settings: " + "; ".join(
+            f"{k}: " + ", ".join(f"{a}={b}" for a, b in v.items()) for k, v in settings.items() if v)
+            + "; TensorFlow: its defaults.")
+    return "\n".join(lines)
+
+
 LABELS = {
     "ours_uint8": "ours: SavedModel `serving_default` (uint8 pixels)",
     "ours_bytes": "ours: SavedModel `serving_bytes` (JPEG bytes)",
@@ -183,13 +323,22 @@ def main(argv=None):
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
     parser.add_argument("--iters1", type=int, default=200, help="batch-1 requests per path")
     parser.add_argument("--iters32", type=int, default=30, help="batch-32 requests per path")
-    parser.add_argument("--quick", action="store_true", help="ResNet50V2 at 32x32, batches 1 and 2, 3 requests")
+    parser.add_argument("--zoo_models", "--zoo-models", default=None,
+                        help="comma-separated packaged zoo models for the runtime rows (default: all; "
+                             "'none' skips them)")
+    parser.add_argument("--formats", default="saved_model,onnx,openvino,litert",
+                        help="runtimes for the zoo rows (saved_model first: the ratios' reference)")
+    parser.add_argument("--rt_iters1", type=int, default=300, help="batch-1 requests per runtime (zoo rows)")
+    parser.add_argument("--rt_iters32", type=int, default=60, help="batch-32 requests per runtime (zoo rows)")
+    parser.add_argument("--quick", action="store_true",
+                        help="ResNet50V2 at 32x32, batches 1 and 2, 3 requests; resnet_20_cifar10 in each runtime")
     parser.add_argument("--out", default="bench/results/serving_latency.json")
     args = parser.parse_args(argv)
     if args.worker:
         import json
 
-        print(json.dumps(worker(json.loads(args.worker))))
+        payload = json.loads(args.worker)
+        print(json.dumps(zoo_worker(payload) if "zoo_model" in payload else worker(payload)))
         return
     names = [n for n in args.models.split(",") if n]
     unknown = [n for n in names if n not in MODELS]
@@ -211,7 +360,33 @@ def main(argv=None):
             add_ratios(res)
         results.append(res)
     result["models"] = results
-    common.finish(result, markdown(results, result, args), args.out)
+    result["cpu_detail"] = cpu_detail()
+    zoo_results = []
+    for name in zoo_names(args):
+        print(f"measuring {name} in each runtime...", file=sys.stderr, flush=True)
+        rt_batches = [[1, 3, 1], [2, 3, 1]] if args.quick else [[1, args.rt_iters1, 10], [32, args.rt_iters32, 3]]
+        res = common.run_worker(MODULE, {"zoo_model": name, "formats": args.formats.split(","),
+                                         "batches": rt_batches})
+        res.setdefault("zoo_model", name)
+        zoo_results.append(res)
+    result["runtimes"] = zoo_results
+    text = markdown(results, result, args)
+    if zoo_results:
+        text += "\n\n" + runtimes_markdown(zoo_results, result)
+    common.finish(result, text, args.out)
+
+
+def zoo_names(args):
+    """The packaged zoo models the runtime rows measure."""
+    from keras_preact import zoo
+
+    if args.zoo_models == "none":
+        return []
+    if args.zoo_models:
+        return args.zoo_models.split(",")
+    if args.quick:
+        return ["resnet_20_cifar10"]
+    return sorted(card.parent.name for card in zoo.PACKAGED_ZOO.glob(f"*/{zoo.CARD_FILE}"))
 
 
 if __name__ == "__main__":

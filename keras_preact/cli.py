@@ -3,7 +3,7 @@
     keras-preact list [--architectures]
     keras-preact predict --model NAME IMAGE...
     keras-preact evaluate --model NAME --dataset folder:PATH [--limit N] [--check]
-    keras-preact export (--model NAME | --model_dir RUN_DIR) --out DIR
+    keras-preact export (--model NAME | --model_dir RUN_DIR) [--format FORMAT] --out DIR
     keras-preact train --model ARCH --dataset folder:PATH --model_dir RUN_DIR [--config ...]
     keras-preact publish --model_dir RUN_DIR --name NAME --dataset folder:PATH --zoo_dir DIR
     keras-preact zoo-readme [--zoo_dir DIR]
@@ -42,19 +42,35 @@ def _print_zoo_table():
             name, card["architecture"], card["dataset"], f"{100 * card['top1']:.2f}%",
             f"{100 * card['top5']:.2f}%", f"{card['params'] / 1e6:.2f}M",
         ))
+    _print_rows(rows)
+
+
+def _print_rows(rows):
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
+def _print_architectures(family):
+    """Every registered network: which builder, input, layout, depth, size and paper number."""
+    import keras_preact
+
+    rows = [("name", "builder", "input", "layout", "depth", "params", "mult-adds", "paper error",
+             "reproduces")]
+    for row in keras_preact.describe_models(family):
+        error = row["paper_error"]
+        rows.append((
+            row["name"], row["builder"], row["input_size"], row["layout"], str(row["depth"]),
+            f"{row['params'] / 1e6:.2f}M", f"{row['multiply_adds'] / 1e9:.2f}G",
+            f"{error:.2f}%" if error is not None else "-", row["paper"],
+        ))
+    _print_rows(rows)
+
+
 def cmd_list(args):
     """Print the zoo's models (or, with --architectures, every buildable architecture)."""
     if args.architectures:
-        import keras_preact
-
-        for name in keras_preact.list_models():
-            spec = keras_preact.get_model_spec(name)
-            print(f"{name:22s} {spec.family:9s} {spec.dataset:9s} {spec.paper}")
+        _print_architectures(args.family)
         return EXIT_OK
     _print_zoo_table()
     return EXIT_OK
@@ -100,18 +116,28 @@ def cmd_evaluate(args):
     """Measure top-1/top-5 of a zoo model; with --check, compare with its card."""
     from keras_preact.zoo import evaluation as zoo_evaluation
 
+    if args.record:
+        from keras_preact.zoo.publish import record_flip
+
+        if not args.flip or args.limit is not None or args.runtime != "keras":
+            raise ValueError("--record writes the test-time-flip numbers into the card: pass it "
+                             "with --flip, on the full split, with the keras runtime.")
+        flip = record_flip(args.model, args.dataset, data_dir=args.data_dir, progress=not args.quiet)
+        print(json.dumps({"model": args.model, "dataset": args.dataset, "flip": flip}))
+        print(f"Recorded in the model card of {args.model} (key 'flip').")
+        return EXIT_OK
     evaluation = zoo_evaluation.evaluate(
         args.model, args.dataset, runtime=args.runtime, split=args.split,
         data_dir=args.data_dir, limit=args.limit, batch_size=args.batch_size,
-        progress=not args.quiet,
+        progress=not args.quiet, flip=args.flip,
     )
     summary = evaluation.summary()
     result = {"model": args.model, "dataset": args.dataset, "split": args.split,
-              "runtime": args.runtime, **summary}
+              "runtime": args.runtime, "flip": args.flip, **summary}
     print(json.dumps(result))
     if not args.check:
         return EXIT_OK
-    differences = zoo_evaluation.check_against_card(args.model, summary)
+    differences = zoo_evaluation.check_against_card(args.model, summary, flip=args.flip)
     if differences:
         print(f"MISMATCH with the model card of {args.model}: " + "; ".join(differences),
               file=sys.stderr)
@@ -121,23 +147,41 @@ def cmd_evaluate(args):
 
 
 def cmd_export(args):
-    """Export a zoo model or a training run directory as a SavedModel."""
-    from keras_preact import export
+    """Export a zoo model or a training run directory as a SavedModel, ONNX, OpenVINO IR or LiteRT."""
+    from keras_preact import export, runtimes
 
     if (args.model is None) == (args.model_dir is None):
         raise ValueError("pass exactly one of --model NAME (a zoo model) and --model_dir RUN_DIR "
                          "(a training run).")
+    if args.flip and args.format != "saved_model":
+        raise ValueError("--flip is available for --format saved_model only.")
+    runtimes.require(args.format)  # a missing converter: one line naming the extra, before any work
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file; --out takes a folder.")
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise ValueError(f"{out} exists and is not empty; choose a new folder (for TF Serving, "
                          "a new version number such as DIR/2) or pass --overwrite.")
     if args.model is not None:
         zoo.model_dir(args.model)  # an unknown name fails here, with the zoo's list
-        path = export.export_zoo_model(args.model, out)
+    if args.format == "saved_model":
+        if args.model is not None:
+            path = export.export_zoo_model(args.model, out, test_time_flip=args.flip)
+        else:
+            path = export.export_run(args.model_dir, out, test_time_flip=args.flip)
+        print(f"SavedModel written to {path} (signatures: {export.SERVING_DEFAULT}, "
+              f"{export.SERVING_BYTES}).")
+        return EXIT_OK
+    if args.model is not None:
+        path = runtimes.export_zoo_model(args.model, out, args.format)
     else:
-        path = export.export_run(args.model_dir, out)
-    print(f"SavedModel written to {path} (signatures: {export.SERVING_DEFAULT}, "
-          f"{export.SERVING_BYTES}).")
+        path = runtimes.export_run(args.model_dir, out, args.format)
+    info = json.loads((out / runtimes.INFO_FILE).read_text())
+    shape = "x".join(str(d) for d in info["input"]["shape"][1:3])
+    print(f"{runtimes.RUNTIME_NAMES[args.format]} model written to {path}: input "
+          f"'{runtimes.INPUT_NAME}' uint8 [N, {shape}, 3], output '{runtimes.OUTPUT_NAME}' float32 "
+          f"[N, {len(info['class_names'])}]; checked with {info['checked_with']} (max |difference| "
+          f"from Keras {info['max_abs_diff_vs_keras']:.1e}); class names in {out / runtimes.INFO_FILE}.")
     return EXIT_OK
 
 
@@ -192,8 +236,11 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     listing = commands.add_parser("list", help="list the zoo's trained models")
-    listing.add_argument("--architectures", action="store_true",
-                         help="list every buildable architecture instead")
+    listing.add_argument("--architectures", "--all", action="store_true",
+                         help="list every registered network instead: builder, input size, "
+                              "layout (paper or keras.applications), depth, size, paper error")
+    listing.add_argument("--family", choices=("resnet", "resnetv2", "densenet"), default=None,
+                         help="with --architectures: one family only")
     listing.set_defaults(run=cmd_list)
 
     predict = commands.add_parser("predict", help="top-5 classes of JPEG/PNG images")
@@ -211,17 +258,33 @@ def build_parser():
                           help="keras: get_model(weights=NAME); saved_model: the SavedModel")
     evaluate.add_argument("--check", action="store_true",
                           help="exit 1 unless the numbers match the model card")
+    evaluate.add_argument("--flip", action="store_true",
+                          help="test-time flip: average each image's prediction with its mirror's "
+                               "(compared with the card's 'flip' numbers, not its single-crop top1)")
+    evaluate.add_argument("--record", action="store_true",
+                          help="with --flip on the full split: write the numbers into the card")
     evaluate.set_defaults(run=cmd_evaluate)
 
     export = commands.add_parser(
-        "export", help="write a SavedModel for TF Serving (preprocessing inside)",
-        description="Write the SavedModel of a zoo model or a training run into --out. For TF "
+        "export", help="write a SavedModel (TF Serving), ONNX, OpenVINO or LiteRT model "
+                       "(preprocessing inside)",
+        description="Write a zoo model or a training run into --out. saved_model: for TF "
                     "Serving, use a numbered version folder: --out serving/NAME/1, served with "
-                    "--model_base_path=$PWD/serving/NAME.")
+                    "--model_base_path=$PWD/serving/NAME. onnx, openvino, litert: uint8 [N, H, W, 3] "
+                    "pixels at the model's size in, probabilities out; needs "
+                    'pip install "keras-preact[FORMAT]" (docs/deployment.md).')
     export.add_argument("--model", default=None, help="zoo name")
     export.add_argument("--model_dir", "--model-dir", default=None, help="training run dir")
-    export.add_argument("--out", required=True, help="SavedModel directory to write")
+    export.add_argument("--format", default="saved_model",
+                        choices=("saved_model", "onnx", "openvino", "litert"),
+                        help="saved_model (default; TF Serving), onnx (ONNX Runtime), openvino "
+                             "(OpenVINO IR), litert (.tflite)")
+    export.add_argument("--out", required=True, help="folder to write (SavedModel, or the "
+                                                     "artifact + model_info.json)")
     export.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
+    export.add_argument("--flip", action="store_true",
+                        help="saved_model only: serve the mean of each image's and its mirror's "
+                             "probabilities (test-time flip; off by default)")
     export.set_defaults(run=cmd_export)
 
     train = commands.add_parser(

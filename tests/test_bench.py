@@ -162,6 +162,7 @@ def test_jpeg_copy_counts_coded_bytes_and_refuses_what_is_not_a_jpeg(tmp_path):
         jpeg_copy.describe_split(str(tmp_path / "split"), jpeg_copy.ijg_quality_by_tables())
 
 
+@pytest.mark.slow  # 45 s of CPU with four runtimes: a bench smoke run
 def test_serving_latency_quick(tmp_path):
     stdout, result = run_quick("bench.serving_latency", tmp_path)
     (model,) = result["models"]
@@ -180,6 +181,7 @@ def test_serving_latency_quick(tmp_path):
     assert len(rows) == 10
 
 
+@pytest.mark.slow  # 30 s: a bench smoke run; bench/ commands are run by hand, not timed in CI
 def test_scaling_quick(tmp_path):
     stdout, result = run_quick("bench.scaling", tmp_path)
     rows = result["rows"]
@@ -195,6 +197,7 @@ def test_scaling_quick(tmp_path):
     assert len(table_rows(stdout, ["configuration", "replicas", "images/s", "efficiency"])) == 4
 
 
+@pytest.mark.slow  # 25 s: a bench smoke run (tests/test_densenet_memory.py checks the model)
 def test_densenet_memory_quick(tmp_path):
     if "--quick" not in (ROOT / "bench" / "densenet_memory.py").read_text():
         pytest.skip("bench/densenet_memory.py has no --quick mode yet")

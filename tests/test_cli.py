@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import keras_preact
 from keras_preact import cli, zoo
 from test_zoo_support import (  # noqa: F401 (fixtures)
     CLASS_NAMES,
@@ -54,9 +55,16 @@ def test_list_shows_zoo_models(tiny_zoo, capsys):
     assert ZOO_NAME in output and f"{100 * card['top1']:.2f}%" in output
 
 
-def test_list_architectures(capsys):
-    assert cli.main(["list", "--architectures"]) == 0
-    assert "resnetv2_164" in capsys.readouterr().out
+def test_list_all_tells_the_layouts_apart(capsys):
+    assert cli.main(["list", "--all"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
+    assert len(rows) == len(keras_preact.list_models())
+    # name, builder, input, layout, depth, params, mult-adds, paper error, ...
+    assert rows["resnet50v2"][1:5] == ["ResNet50V2", "224x224", "keras.applications", "50"]
+    assert rows["resnetv2_50"][1:5] == ["ResNetV2_50", "224x224", "paper", "50"]
+    assert rows["resnetv2_164"][1:5] + rows["resnetv2_164"][7:8] == ["ResNetV2_164", "32x32", "paper", "164", "5.46%"]
+    assert cli.main(["list", "--architectures", "--family", "densenet"]) == 0
+    assert all(line.startswith("densenet") for line in capsys.readouterr().out.splitlines()[1:])
 
 
 def test_predict_prints_top_classes_for_jpeg_and_png_of_any_size(tiny_zoo, tmp_path, capsys):

@@ -269,6 +269,14 @@ def test_card_names_the_dataset_by_a_path_that_works_on_other_machines(tmp_path,
 
 
 @pytest.mark.parametrize("name", REAL_MODELS)
+def test_real_zoo_readmes_are_rendered_from_their_cards(name):
+    card = json.loads((REAL_ZOO / name / "model_card.json").read_text())
+    assert (REAL_ZOO / name / "README.md").read_text() == cards.render_model_readme(card)
+    readme = cards.render_zoo_readme([json.loads(p.read_text()) for p in sorted(REAL_ZOO.glob("*/model_card.json"))])
+    assert (REAL_ZOO / "README.md").read_text() == readme
+
+
+@pytest.mark.parametrize("name", REAL_MODELS)
 def test_real_zoo_cards_name_no_path_of_our_machine(name):
     card = json.loads((REAL_ZOO / name / "model_card.json").read_text())
     readme = (REAL_ZOO / name / "README.md").read_text()

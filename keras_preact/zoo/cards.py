@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from keras_preact.registry import SAME_NETWORK_KWARGS
+from keras_preact.runtimes import RUNTIME_NAMES
 from keras_preact.zoo import CARD_FILE
 
 
@@ -85,6 +86,36 @@ def _flip_line(card):
             f"`--flip`): top-1 {_percent(flip['top1'])}, top-5 {_percent(flip['top5'])}.\n")
 
 
+def _runtimes_section(card):
+    """The "Other runtimes" section: the card's "runtimes" key (bench/runtime_cards.py), or ''."""
+    entries = card.get("runtimes")
+    if not entries:
+        return ""
+    first = next(iter(entries.values()))
+    rows = ["| runtime | input | top-1 | top-5 | max \\|probability difference\\| vs Keras | top-1 differs from Keras |",
+            "|---|---|---|---|---|---|"]
+    for fmt, entry in entries.items():
+        rows.append(f"| {RUNTIME_NAMES.get(fmt, fmt)} (`--format {fmt}`, {entry['runtime']}) "
+                    f"| {entry['input']} | {100 * entry['top1']:.2f}% | {100 * entry['top5']:.2f}% "
+                    f"| {entry['max_abs_diff']:.1e} | {entry['top1_differs']} of {entry['num_examples']} |")
+    notes = []
+    default = entries.get("openvino", {}).get("default_precision")
+    if default:
+        notes.append(
+            f"OpenVINO is compiled with `INFERENCE_PRECISION_HINT=f32`; with the CPU plugin's default on a CPU "
+            f"with bfloat16 ({default['cpu']}) it runs in {default['INFERENCE_PRECISION_HINT']}: top-1 "
+            f"{100 * default['top1']:.2f}%, max difference {default['max_abs_diff']:.1e}, top-1 differs on "
+            f"{default['top1_differs']} images.")
+    return (
+        "\n## Other runtimes\n\n"
+        f"`keras-preact export --model {card['name']} --format FORMAT --out DIR` (FORMAT: `onnx`, `openvino`, "
+        "`litert`; `pip install \"keras-preact[FORMAT]\"`) writes a model that takes uint8 RGB pixels and "
+        "returns probabilities, normalization inside (docs/deployment.md). Measured on "
+        f"{first['dataset']} ({first['num_examples']} images) by `{first['command']}`:\n\n"
+        + "\n".join(rows) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")
+    )
+
+
 def render_model_readme(card):
     """A short README.md for one zoo model, from its card."""
     name, arch = card["name"], card["architecture"]
@@ -135,7 +166,7 @@ keras-preact predict --model {name} photo.jpg
 For TF Serving: `keras-preact export --model {name} --out serving/{name}/1` writes its SavedModel
 (preprocessing inside; the deployment guide, docs/deployment.md, has the server command).
 Weights sha256: `{card['weights']['sha256']}`. Everything else: `model_card.json`.
-"""
+{_runtimes_section(card)}"""
 
 
 def _limited(card):
