@@ -99,6 +99,7 @@ def test_tensorflow_only_process_matches_keras(tiny_zoo, tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "names.npy"), np.array(CLASS_NAMES)[best])
 
 
+@pytest.mark.slow  # two saved_model_cli processes; test_tensorflow_only_process_matches_keras runs both signatures
 def test_saved_model_cli_runs_both_signatures(tiny_zoo, tmp_path):
     images = sample_images(count=2)
     np.save(tmp_path / "images.npy", images)

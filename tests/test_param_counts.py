@@ -7,6 +7,7 @@ learnable weights). Depth counted as the papers count it (convs + FC, no
 projection shortcuts) equals the number in the name.
 """
 
+import functools
 import re
 
 import pytest
@@ -15,6 +16,23 @@ import keras_preact
 from keras_preact.registry import list_models, get_model_spec
 
 DEEPEST = ("resnet_1202", "resnetv2_1001")  # ~30 s each to build: slow suite
+# The deeper ImageNet nets of each family (5-15 s each to build) run in the slow suite; CI builds
+# every CIFAR net and the shallowest ImageNet nets of each layout (the same stage code, fewer units).
+DEEPER_IMAGENET = ("resnet101", "resnet152", "resnet101v2", "resnet152v2", "resnetv2_101",
+                   "resnetv2_152", "resnetv2_200", "densenet161", "densenet169", "densenet201",
+                   "densenet264")
+
+
+def _param(name):
+    """A pytest param for `name`, marked slow when it is one of the deeper or deepest nets."""
+    slow = name in DEEPEST or name in DEEPER_IMAGENET
+    return pytest.param(name, marks=pytest.mark.slow) if slow else name
+
+
+@functools.lru_cache(maxsize=None)
+def _built(name):
+    """Each network is built once for this module (the depth, count and FLOPs checks share it)."""
+    return keras_preact.get_model(name)
 
 
 def _depth_in_name(name):
@@ -25,7 +43,7 @@ def _depth_in_name(name):
 
 def _check_against_paper(name):
     spec = get_model_spec(name)
-    model = keras_preact.get_model(name)
+    model = _built(name)
     # DenseNet-264's blocks (6, 12, 64, 48) make 265 weighted layers by the
     # paper's own rule; the paper keeps the name 264.
     expected_depth = 265 if name == "densenet264" else _depth_in_name(name)
@@ -42,14 +60,8 @@ def _check_against_paper(name):
         )
 
 
-@pytest.mark.parametrize("name", [n for n in list_models() if n not in DEEPEST])
+@pytest.mark.parametrize("name", [_param(n) for n in list_models()])
 def test_depth_and_parameters_match_paper(name):
-    _check_against_paper(name)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", DEEPEST)
-def test_deepest_nets_match_paper(name):
     _check_against_paper(name)
 
 
@@ -61,9 +73,11 @@ def test_every_cifar_model_has_a_published_count():
 
 @pytest.mark.parametrize(
     "name, gflops",
-    [("resnet18", 1.8), ("resnet34", 3.6), ("resnet50", 3.8), ("resnet101", 7.6), ("resnet152", 11.3)],
+    [("resnet18", 1.8), ("resnet34", 3.6), ("resnet50", 3.8),
+     pytest.param("resnet101", 7.6, marks=pytest.mark.slow),
+     pytest.param("resnet152", 11.3, marks=pytest.mark.slow)],
 )
 def test_imagenet_multiply_adds_match_v1_table_1(name, gflops):
-    flops = keras_preact.count_flops(keras_preact.get_model(name))
+    flops = keras_preact.count_flops(_built(name))
     # Table 1 rounds to 0.1 GFLOPs; the original stride-in-1x1 ResNet-50 is 3.86e9.
     assert abs(flops / 1e9 - gflops) <= 0.1 * gflops, flops
