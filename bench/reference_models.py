@@ -143,3 +143,142 @@ def titu1994_densenet(depth=100, growth_rate=12, bottleneck=True, reduction=0.5,
     x = layers.GlobalAveragePooling2D()(bn_relu(x))
     outputs = layers.Dense(classes, activation=classifier_activation)(x)
     return keras.Model(inputs, outputs, name=f"titu1994_densenet_bc_{depth}_{growth_rate}")
+
+
+# ----------------------------------------------------------------------------- PyTorch references
+# Written for bench/cpu_training.py: the same networks as keras-preact's resnetv2_* and
+# densenet_bc_* (layer for layer, parameter counts asserted equal by the bench), in plain
+# PyTorch as a PyTorch user would write them, to compare CPU training speed. torch is a
+# bench-only optional dependency: it is imported here only when one of these is built.
+
+TORCH_CIFAR_MEAN = (0.4914, 0.4822, 0.4465)  # keras_preact's "cifar" ImageNormalization constants
+TORCH_CIFAR_STD = (0.2470, 0.2435, 0.2616)
+TORCH_BN_EPSILON = 1.001e-5  # keras_preact._builder.BN_EPSILON
+TORCH_BN_MOMENTUM = 0.01  # Keras' momentum 0.99 (PyTorch counts the other way)
+
+
+def torch_preact_resnet(depth=20, block="basic", classes=10):
+    """Pre-activation ResNet for CIFAR (He et al. 2016, "Identity Mappings"), the same
+    network as ``keras_preact.ResNetV2(depth, block=block)``: uint8 NHWC-ordered pixels
+    in (normalized inside, as keras-preact's models do), conv3x3(16) stem, three stages
+    (widths 16/32/64; bottleneck units output 4x), full pre-activation units with the
+    stride in the 3x3 conv and a 1x1 projection from the pre-activated input where the
+    shape changes, then BN-ReLU, global average pooling and a dense layer. Convolutions
+    have no bias; BatchNorm epsilon 1.001e-5, momentum 0.99 (Keras' convention)."""
+    import torch
+    from torch import nn
+
+    if block not in ("basic", "bottleneck"):
+        raise ValueError(f"block must be 'basic' or 'bottleneck'; received {block!r}")
+    per_unit = 2 if block == "basic" else 3
+    if (depth - 2) % (3 * per_unit):
+        raise ValueError(f"depth must be {3 * per_unit}n+2 for {block} units; received {depth}")
+    units = (depth - 2) // (3 * per_unit)
+    expansion = 1 if block == "basic" else 4
+
+    def bn(c):
+        return nn.BatchNorm2d(c, eps=TORCH_BN_EPSILON, momentum=TORCH_BN_MOMENTUM)
+
+    class Unit(nn.Module):
+        def __init__(self, cin, width, stride):
+            super().__init__()
+            cout = width * expansion
+            self.preact = nn.Sequential(bn(cin), nn.ReLU(inplace=True))
+            if block == "basic":
+                self.branch = nn.Sequential(
+                    nn.Conv2d(cin, width, 3, stride, 1, bias=False), bn(width), nn.ReLU(inplace=True),
+                    nn.Conv2d(width, width, 3, 1, 1, bias=False))
+            else:
+                self.branch = nn.Sequential(
+                    nn.Conv2d(cin, width, 1, bias=False), bn(width), nn.ReLU(inplace=True),
+                    nn.Conv2d(width, width, 3, stride, 1, bias=False), bn(width), nn.ReLU(inplace=True),
+                    nn.Conv2d(width, cout, 1, bias=False))
+            self.project = (nn.Conv2d(cin, cout, 1, stride, bias=False)
+                            if (cin != cout or stride != 1) else None)
+
+        def forward(self, x):
+            pre = self.preact(x)
+            shortcut = self.project(pre) if self.project is not None else x
+            return shortcut + self.branch(pre)
+
+    class PreActResNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mean", torch.tensor(TORCH_CIFAR_MEAN).view(1, 3, 1, 1) * 255.0)
+            self.register_buffer("std", torch.tensor(TORCH_CIFAR_STD).view(1, 3, 1, 1) * 255.0)
+            self.stem = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+            layers_, cin = [], 16
+            for stage, width in enumerate((16, 32, 64)):
+                for i in range(units):
+                    layers_.append(Unit(cin, width, 2 if (stage > 0 and i == 0) else 1))
+                    cin = width * expansion
+            self.units = nn.Sequential(*layers_)
+            self.post = nn.Sequential(bn(cin), nn.ReLU(inplace=True))
+            self.fc = nn.Linear(cin, classes)
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+
+        def forward(self, images):
+            # images: uint8 (N, 3, H, W) in channels_last memory format (NHWC storage).
+            x = (images.float() - self.mean) / self.std
+            x = self.post(self.units(self.stem(x)))
+            return self.fc(x.mean((2, 3)))
+
+    return PreActResNet()
+
+
+def torch_densenet_bc(depth=100, growth_rate=12, compression=0.5, classes=10):
+    """DenseNet-BC for CIFAR (Huang et al. 2017), the same network as
+    ``keras_preact.DenseNet(depth, growth_rate=k, bottleneck=True, compression=0.5)``:
+    conv3x3(2k) stem; three dense blocks of (depth - 4) / 6 layers
+    BN-ReLU-conv1x1(4k)-BN-ReLU-conv3x3(k), each concatenated to its input; transitions
+    BN-ReLU-conv1x1(floor(compression * channels))-2x2 average pooling; BN-ReLU, global
+    average pooling, dense. uint8 pixels in, normalized inside."""
+    import torch
+    from torch import nn
+
+    if (depth - 4) % 6:
+        raise ValueError(f"depth must be 6n+4; received {depth}")
+    per_block = (depth - 4) // 6
+    k = growth_rate
+
+    def bn_relu(c):
+        return [nn.BatchNorm2d(c, eps=TORCH_BN_EPSILON, momentum=TORCH_BN_MOMENTUM), nn.ReLU(inplace=True)]
+
+    class DenseLayer(nn.Module):
+        def __init__(self, cin):
+            super().__init__()
+            self.body = nn.Sequential(*bn_relu(cin), nn.Conv2d(cin, 4 * k, 1, bias=False),
+                                      *bn_relu(4 * k), nn.Conv2d(4 * k, k, 3, 1, 1, bias=False))
+
+        def forward(self, x):
+            return torch.cat([x, self.body(x)], 1)
+
+    class DenseNetBC(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mean", torch.tensor(TORCH_CIFAR_MEAN).view(1, 3, 1, 1) * 255.0)
+            self.register_buffer("std", torch.tensor(TORCH_CIFAR_STD).view(1, 3, 1, 1) * 255.0)
+            c = 2 * k
+            mods = [nn.Conv2d(3, c, 3, 1, 1, bias=False)]
+            for b in range(3):
+                for _ in range(per_block):
+                    mods.append(DenseLayer(c))
+                    c += k
+                if b < 2:
+                    out = int(c * compression)
+                    mods += [*bn_relu(c), nn.Conv2d(c, out, 1, bias=False), nn.AvgPool2d(2, 2)]
+                    c = out
+            mods += bn_relu(c)
+            self.features = nn.Sequential(*mods)
+            self.fc = nn.Linear(c, classes)
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+
+        def forward(self, images):
+            x = (images.float() - self.mean) / self.std
+            return self.fc(self.features(x).mean((2, 3)))
+
+    return DenseNetBC()

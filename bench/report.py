@@ -31,6 +31,11 @@ SECTIONS = {
     "scaling": ("bench/results/scaling.json", "python -m bench.scaling"),
     "densenet_memory": ("bench/results/densenet_memory.json", "python -m bench.densenet_memory"),
     "jpeg_copy": ("bench/results/jpeg_copy.json", "python -m bench.jpeg_copy"),
+    "cpu_training": ("bench/results/cpu_training.json", "python -m bench.cpu_training"),
+    "cpu_training_sweep": ("bench/results/cpu_training_sweep.json", "python -m bench.cpu_training --sweep"),
+    "profile_step": ("bench/results/profile_step.json", "python -m bench.profile_step"),
+    "profile_step_fused_bn": ("bench/results/profile_step_fused_bn.json",
+                              "python -m bench.profile_step --variant fused_bn"),
 }
 BLOCK = re.compile(r"(<!-- result: (?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /result -->)", re.S)
 
@@ -191,6 +196,27 @@ def _memory_status(res):
     return text
 
 
+def _cpu_training_status(res, models=("resnetv2_20", "resnetv2_56")):
+    """Issue 27: our CPU training step >= 1.0x plain PyTorch (channels_last) on resnetv2_20/56."""
+    if res is None:
+        return _todo("cpu_training")
+    parts = []
+    for m in res.get("models", []):
+        if m.get("model") not in models:
+            continue
+        value = m.get("ours_over_torch")
+        if value is None:
+            parts.append(f"{m['model']}: not measured (no PyTorch row)")
+            continue
+        verdict = "met" if value >= 1.0 else f"MISSED by {1 - value:.0%}"
+        text = f"{m['model']}: {verdict}, {value:.2f}x{_range(m.get('ours_over_torch_range'))}"
+        best = m.get("best_tensorflow")
+        if best and best.get("name") != "ours":
+            text += f" (fastest TensorFlow option measured: {best['name']} {best['over_torch']:.2f}x)"
+        parts.append(text)
+    return "; ".join(parts) or _todo("cpu_training")
+
+
 def targets_markdown(root="."):
     res = {name: _load(name, root) for name in SECTIONS}
     rows = [
@@ -208,8 +234,10 @@ def targets_markdown(root="."):
          _scaling_status(res["scaling"])],
         ["memory-efficient DenseNet-BC-100 (k=12), batch 128: step memory <= 0.35x of plain at <= 1.2x "
          "step time", _memory_status(res["densenet_memory"])],
+        ["issue 27: CPU training images/s, ours ÷ plain PyTorch (channels_last, same layers), resnetv2_20 and "
+         "resnetv2_56, batch 128, float32, >= 1.0x", _cpu_training_status(res["cpu_training"])],
     ]
-    return common.markdown_table(["target (issue 7)", "status"], rows) + "\n"
+    return common.markdown_table(["target (issue 7; last row issue 27)", "status"], rows) + "\n"
 
 
 def render(name, root="."):
