@@ -421,3 +421,20 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"learning_rate must be > 0, got {cfg.learning_rate}")
     if cfg.total_steps is not None and cfg.total_steps < 1:
         raise ValueError(f"total_steps must be >= 1, got {cfg.total_steps}")
+
+
+def model_kwargs(spec, cfg: TrainConfig, num_classes: int, size: int,
+                 overrides: Optional[dict] = None) -> dict:
+    """The builder arguments of a run: its data's classes and size, the recipe's regularisers, then the
+    run's own overrides (TensorFlow-free, so the JAX route of training/gpu/ uses it too)."""
+    kw: dict = {"classes": int(num_classes)}
+    if tuple(spec.input_shape[:2]) != (size, size):
+        kw["input_shape"] = (size, size, 3)
+    if cfg.dropout_rate is not None and spec.family in ("densenet", "resnetv2"):
+        kw["dropout_rate"] = cfg.dropout_rate
+    if cfg.drop_path_rate is not None:
+        kw["drop_path_rate"] = cfg.drop_path_rate
+    if cfg.zero_init_residual is not None:
+        kw["zero_init_residual"] = cfg.zero_init_residual
+    kw.update(overrides or {})
+    return kw

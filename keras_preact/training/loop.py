@@ -32,7 +32,7 @@ from absl import logging
 
 from keras_preact import data as data_lib
 from keras_preact.training import checkpoint, distribute, pipeline, run_record, schedules, state
-from keras_preact.training.configs import TrainConfig
+from keras_preact.training.configs import TrainConfig, model_kwargs
 from keras_preact.training.errors import NonFiniteLoss, RunError
 from keras_preact.training.signals import stop_signals
 
@@ -68,21 +68,6 @@ def _kernel_variables(model, scope: str):
         if leaf in ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings"):
             out.append(v)
     return out
-
-
-def _model_kwargs(spec, cfg: TrainConfig, num_classes: int, size: int,
-                  overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    kw: Dict[str, Any] = {"classes": int(num_classes)}
-    if tuple(spec.input_shape[:2]) != (size, size):
-        kw["input_shape"] = (size, size, 3)
-    if cfg.dropout_rate is not None and spec.family in ("densenet", "resnetv2"):
-        kw["dropout_rate"] = cfg.dropout_rate
-    if cfg.drop_path_rate is not None:
-        kw["drop_path_rate"] = cfg.drop_path_rate
-    if cfg.zero_init_residual is not None:
-        kw["zero_init_residual"] = cfg.zero_init_residual
-    kw.update(overrides or {})
-    return kw
 
 
 class Trainer:
@@ -159,7 +144,7 @@ class Trainer:
         cfg = self.cfg
         policy = "float32" if cfg.mixed_precision == "none" else cfg.mixed_precision
         keras.mixed_precision.set_global_policy(policy)
-        self.model_kwargs = _model_kwargs(self.spec, cfg, self.train_info.num_classes, self.size,
+        self.model_kwargs = model_kwargs(self.spec, cfg, self.train_info.num_classes, self.size,
                                           self.run.model_overrides)
         n = self.train_info.num_examples
         self.steps_per_epoch = n // cfg.batch_size

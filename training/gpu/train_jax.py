@@ -211,21 +211,6 @@ def weights_digest(values) -> str:
     return h.hexdigest()
 
 
-def model_kwargs_for(spec, cfg, num_classes: int, size: int, overrides: dict) -> dict:
-    """`keras_preact.training.loop._model_kwargs` (that module imports TensorFlow)."""
-    kw = {"classes": int(num_classes)}
-    if tuple(spec.input_shape[:2]) != (size, size):
-        kw["input_shape"] = (size, size, 3)
-    if cfg.dropout_rate is not None and spec.family in ("densenet", "resnetv2"):
-        kw["dropout_rate"] = cfg.dropout_rate
-    if cfg.drop_path_rate is not None:
-        kw["drop_path_rate"] = cfg.drop_path_rate
-    if cfg.zero_init_residual is not None:
-        kw["zero_init_residual"] = cfg.zero_init_residual
-    kw.update(overrides)
-    return kw
-
-
 def hardware() -> dict:
     import jax
 
@@ -355,7 +340,7 @@ def run(args) -> int:  # noqa: C901 - one straight sequence, commented by stage
     decode_s = time.time() - t
     dev_x, dev_y = jax.device_put(x_train), jax.device_put(y_train.astype(np.int32))
     num_classes = len(class_names)
-    model_kwargs = model_kwargs_for(spec, cfg, num_classes, size, overrides)
+    model_kwargs = configs.model_kwargs(spec, cfg, num_classes, size, overrides)
     dataset_label = f"folder:{data_meta.get('source')}"
 
     # -- resume?
