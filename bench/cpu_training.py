@@ -95,14 +95,14 @@ QUICK_MODEL = {"name": "resnetv2_20", "overrides": {"depth": 8}, "label": "pre-a
 
 # (variant name, worker, what it is). The main run: every framework's usual way to train.
 MAIN_VARIANTS = [
-    ("ours", "tensorflow", "keras-preact trainer step (loop.py), float32, no XLA"),
+    ("ours", "tensorflow", "keras-preact trainer step (loop.py), float32, fused batch norm (the default)"),
+    ("before", "tensorflow", "the trainer step before issue 27: Keras' composite batch norm (--nofused_batch_norm)"),
     ("fit_tensorflow", "tensorflow", "model.fit, TensorFlow backend (Keras defaults: no XLA on CPU)"),
     ("fit_jax", "jax", "model.fit, JAX backend (jit)"),
     ("jax_step", "jax", "pure jax.jit step on the Keras model (stateless_call)"),
     ("fit_torch", "torch:passive", "model.fit, torch backend (eager), OMP_WAIT_POLICY=PASSIVE"),
     ("torch", "torch:passive", "plain PyTorch, channels_last, eager, OMP_WAIT_POLICY=PASSIVE"),
-    ("fused_bn", "tensorflow", "ours with FusedBatchNormV3 in place of Keras' composite batch norm (proposed)"),
-    ("fused_bn_sgd", "tensorflow", "ours with fused batch norm and the fused SGD update (proposed)"),
+    ("fused_sgd", "tensorflow", "ours with the fused SGD update (ResourceApplyKerasMomentum)"),
 ]
 SWEEP_VARIANTS = [
     ("bench_step", "tensorflow", "the bench's replica of ours (control: expect 1.00x)"),
@@ -110,8 +110,6 @@ SWEEP_VARIANTS = [
     ("xla_step", "tensorflow", "ours with the whole step (gradients + SGD update) in one XLA function"),
     ("bf16", "tensorflow", "ours + mixed_bfloat16"),
     ("bf16_xla_grads", "tensorflow", "ours + mixed_bfloat16 + XLA on the gradient function"),
-    ("fused_sgd", "tensorflow", "ours with ResourceApplyKerasMomentum in place of Keras SGD's ops"),
-    ("fused_bn_xla_step", "tensorflow", "fused batch norm + the whole step in XLA"),
     ("batch64", "tensorflow", "ours at batch 64 (images/s compared)"),
     ("batch256", "tensorflow", "ours at batch 256 (images/s compared)"),
     ("channels_first", "tensorflow", "ours with the model in channels_first (NCHW)"),
@@ -322,40 +320,6 @@ def fused_sgd_apply(opt, grads, variables):
     opt.iterations.assign_add(1)
 
 
-def use_fused_batch_norm(model):
-    """Make every BatchNormalization layer of `model` train with one FusedBatchNormV3 op
-    (and its fused gradient) instead of Keras 3's composite moments + batch_normalization
-    (about ten element-wise ops and reductions forward, more backward). Same function: the
-    moving statistics get the biased batch variance, as Keras' layer gives them."""
-    import types
-
-    import keras
-    import tensorflow as tf
-
-    def call(self, inputs, training=None, mask=None):
-        if not (training and self.trainable) or mask is not None or self.axis not in (-1, len(inputs.shape) - 1) \
-                or len(inputs.shape) != 4:
-            return keras.layers.BatchNormalization.call(self, inputs, training=training, mask=mask)
-        x = tf.cast(inputs, tf.float32)  # as Keras' layer: statistics in float32 under any policy
-        channels = x.shape[-1]
-        gamma = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels], tf.float32)
-        beta = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels], tf.float32)
-        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, epsilon=self.epsilon,
-                                                            data_format="NHWC", is_training=True)
-        n = tf.cast(tf.size(x) // channels, tf.float32)
-        variance = variance * (n - 1.0) / n  # the op returns the unbiased variance; Keras keeps the biased one
-        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
-        return tf.cast(y, self.compute_dtype)
-
-    count = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.call = types.MethodType(call, layer)
-            count += 1
-    return count
-
-
 class TrainerRunner:
     """One TensorFlow configuration of ours: a train_step over a tf.data iterator."""
 
@@ -367,6 +331,8 @@ class TrainerRunner:
 
         self.source = "keras_preact.training.loop.Trainer._build/_make_steps"
         cfg_changes, batch, layout = {}, data.batch, "channels_last"
+        if name == "before":
+            cfg_changes["fused_batch_norm"] = False
         if name in ("xla_grads", "bf16_xla_grads"):
             cfg_changes["jit_compile"] = True
         if name.startswith("bf16"):
@@ -388,11 +354,9 @@ class TrainerRunner:
         self.model = trainer.model
         self.params = int(sum(int(tf.size(v)) for v in trainer.model.trainable_variables))
         self.multiply_adds = count_flops(trainer.model) if layout == "channels_last" else None
-        if name in ("fused_bn", "fused_bn_sgd", "fused_bn_xla_step"):
-            self.fused_layers = use_fused_batch_norm(trainer.model)
-        if name in ("bench_step", "fused_sgd", "fused_bn_sgd", "fused_bn_xla_step", "xla_step"):
-            step = bench_step(trainer, jit="step" if name in ("xla_step", "fused_bn_xla_step") else None,
-                              fused_sgd=name in ("fused_sgd", "fused_bn_sgd"))
+        self.fused_layers = trainer.fused_batch_norm_layers
+        if name in ("bench_step", "fused_sgd", "xla_step"):
+            step = bench_step(trainer, jit="step" if name == "xla_step" else None, fused_sgd=name == "fused_sgd")
             self.source = "bench replica of loop.py's step"
         else:
             step = trainer.train_step
@@ -807,6 +771,11 @@ def add_ratios(result, peak_gflops):
         m["ours_over_torch"] = (ours.get("images_per_second") / torch_row["images_per_second"]
                                 if ours.get("images_per_second") and torch_row.get("images_per_second") else None)
         m["ours_over_torch_range"] = ours.get("over_torch_range")
+        before = rows.get("before", {})
+        if ours.get("images_per_second") and before.get("images_per_second"):
+            m["ours_over_before"] = ours["images_per_second"] / before["images_per_second"]
+            m["ours_over_before_range"] = ([1 / before["over_ours_range"][1], 1 / before["over_ours_range"][0]]
+                                           if before.get("over_ours_range") else None)
         best = max((r for r in m["rows"] if r.get("images_per_second") and r["worker"].startswith("tensorflow")
                     and r.get("batch") == ours.get("batch")),
                    key=lambda r: r["images_per_second"], default=None)
@@ -870,11 +839,14 @@ def markdown(result, args, end_load=None):
         rng = m.get("ours_over_torch_range")
         best = m.get("best_tensorflow")
         verdict = "–" if value is None else ("yes" if value >= 1.0 else f"no: {1 - value:.0%} slower")
+        gain, grng = m.get("ours_over_before"), m.get("ours_over_before_range")
         summary.append([m["label"], "–" if value is None else common.ratio(value) + (
             f" ({rng[0]:.2f}–{rng[1]:.2f})" if rng else ""), verdict,
+            "–" if gain is None else common.ratio(gain) + (f" ({grng[0]:.2f}–{grng[1]:.2f})" if grng else ""),
             "–" if not best else f"{best['name']}: {best['over_torch']:.2f}x", _loads(m),
             m.get("date", result["date"])[:16].replace("T", " ")])
     lines += ["", common.markdown_table(["model", "ours ÷ PyTorch", "ours >= 1.0x PyTorch?",
+                                         "ours ÷ before issue 27",
                                          "fastest TensorFlow row ÷ PyTorch", "1-min load during its rounds",
                                          "measured (UTC)"], summary)]
     return "\n".join(lines)
@@ -975,6 +947,7 @@ def main(argv=None):
     result["models"] = results
     add_ratios(result, peak["max"])
     result["ratios"] = {m["model"]: {"ours_over_torch": m.get("ours_over_torch"),
+                                     "ours_over_before": m.get("ours_over_before"),
                                      "ours_over_torch_range": m.get("ours_over_torch_range"),
                                      "best_tensorflow": m.get("best_tensorflow"),
                                      **{r["name"]: {"over_ours": r.get("over_ours"), "over_torch": r.get("over_torch")}

@@ -34,6 +34,7 @@ from keras_preact import data as data_lib
 from keras_preact.training import checkpoint, distribute, pipeline, run_record, schedules, state
 from keras_preact.training.configs import TrainConfig, model_kwargs
 from keras_preact.training.errors import NonFiniteLoss, RunError
+from keras_preact.training.fused_batch_norm import use_fused_batch_norm
 from keras_preact.training.signals import stop_signals
 
 
@@ -171,6 +172,9 @@ class Trainer:
             self.optimizer = opt
             self.optimizer.build(self.model.trainable_variables)
         self.decay_vars = _kernel_variables(self.model, cfg.weight_decay_scope) if cfg.weight_decay else []
+        self.fused_batch_norm_layers = use_fused_batch_norm(self.model) if cfg.fused_batch_norm else 0
+        if cfg.fused_batch_norm:
+            logging.info("Batch norm trains with FusedBatchNormV3 in %d layer(s)", self.fused_batch_norm_layers)
         self._make_steps()
 
     def _make_steps(self):

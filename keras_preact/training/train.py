@@ -51,6 +51,8 @@ flags.DEFINE_integer("seed", 0, "Random seed (weights init, shuffling, augmentat
 flags.DEFINE_string("init_from", None, "model_dir of a finished run of the same model whose final weights start "
                     "this one (a warm restart, e.g. --config=cifar_cpu_anneal after cifar_cpu_long).")
 flags.DEFINE_bool("jit_compile", None, "XLA-compile the forward/backward pass (default: the recipe's).")
+flags.DEFINE_bool("fused_batch_norm", None, "Train batch norm with TensorFlow's fused kernel (same function, faster; "
+                  "default: the recipe's, true). --nofused_batch_norm uses Keras' composite ops.")
 flags.DEFINE_string("model_kwargs", None, "JSON object of extra keras_preact builder arguments, e.g. the v2 paper's "
                     "ablations: '{\"unit\": \"original\", \"shortcut\": \"conv1x1\"}'.")
 
@@ -93,6 +95,8 @@ def resolve_config(model_spec, dataset_kind: str):
         over["mixed_precision"] = FLAGS.mixed_precision
     if FLAGS.jit_compile is not None:
         over["jit_compile"] = FLAGS.jit_compile
+    if FLAGS.fused_batch_norm is not None:
+        over["fused_batch_norm"] = FLAGS.fused_batch_norm
     cfg = cfg.replace(**over)
     configs_lib.validate(cfg)
     return cfg
