@@ -218,3 +218,45 @@ def test_init_from_errors(finished_run, tmp_path):
     rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={tmp_path}/z",
                        f"--init_from={md}")
     assert_clean_error(rc, out, err, "is not a finished run", "'running'")
+
+
+def test_carry_moves_a_run_across_machines_in_float16(finished_run, tmp_path):
+    """training/carry.py: a float16 weights-only file (issue 28's runs longer than a session)
+    restores into a checkpoint the trainer resumes, at the next epoch and the same iteration."""
+    import numpy as np
+
+    from keras_preact.training import state
+    from training import carry
+
+    root, md = finished_run
+    original = state.load_checkpoint(md)
+    out = tmp_path / "carry" / "run.npz"
+    carry.save(md, str(out))
+    with np.load(out) as z:
+        assert {z[k].dtype for k in z.files if k[0] == "m" and k[1:].isdigit() and z[k].ndim} == {np.dtype("float16")}
+        assert not [k for k in z.files if k.startswith("o") and z[k].ndim]  # no momentum buffers
+    float32_bytes = sum(a.nbytes for a in original.model_values + original.opt_values)
+    assert out.stat().st_size < float32_bytes / 3
+    resumed_dir = tmp_path / "resumed"
+    carry.restore(str(out), str(resumed_dir))
+    with pytest.raises(SystemExit, match="already holds a checkpoint"):
+        carry.restore(str(out), str(resumed_dir))
+    back = state.load_checkpoint(str(resumed_dir))
+    assert back.meta["epoch"] == original.meta["epoch"] == 1
+    assert back.meta["iteration"] == original.meta["iteration"] > 0
+    assert back.meta["identity"] == original.meta["identity"]
+    for a, b in zip(back.model_values, original.model_values):
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    for a, b in zip(back.opt_values, original.opt_values):
+        assert a.shape == b.shape
+        if a.ndim:
+            assert not a.any()
+        else:
+            assert a == b
+    rc, out_, err = run("keras_preact.training.train", *TINY, "--epochs=2", f"--dataset=folder:{root}",
+                        f"--model_dir={resumed_dir}")
+    assert rc == 0, err[-3000:]
+    assert "1 epoch(s) done" in err
+    done = json.loads((resumed_dir / "run.json").read_text())
+    assert [e["epoch"] for e in done["epochs"]] == [1, 2]

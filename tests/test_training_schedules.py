@@ -90,7 +90,7 @@ def test_imagenet_divides_every_30_epochs(name):
     assert s.lr_at(90 * spe - 1) == pytest.approx(0.001)
 
 
-@pytest.mark.parametrize("name", ["cifar_cpu_short", "cifar_cpu_long", "cifar_cpu_anneal"])
+@pytest.mark.parametrize("name", ["cifar_cpu_short", "cifar_cpu_long", "cifar_cpu_anneal", "cifar_cpu_deep"])
 def test_short_cpu_recipe_warms_up_then_decays_to_zero(name):
     cfg, s = _resolve(name)
     spe = CIFAR_TRAIN // cfg.batch_size
