@@ -118,3 +118,24 @@ def test_other_backends_are_refused_with_a_reason(backend, monkeypatch):
     monkeypatch.setattr(keras.backend, "backend", lambda: backend)
     with pytest.raises(ValueError, match="TensorFlow backend, not 'jax'"):
         use_fused_batch_norm(keras_preact.build_variant("resnetv2_20", depth=8))
+
+
+def test_model_fit_with_fused_batch_norm_takes_keras_steps():
+    """A user's model.fit (TensorFlow backend) may switch it on too: same weights after fit."""
+    rng = np.random.RandomState(2)
+    x = rng.randint(0, 256, (32, 32, 32, 3)).astype("float32")
+    y = rng.randint(0, 10, (32,))
+    weights = []
+    for fused in (False, True):
+        keras.utils.set_random_seed(3)
+        model = keras_preact.build_variant("resnetv2_20", depth=8)
+        if fused:
+            model.set_weights(weights[0][0])
+            assert use_fused_batch_norm(model) == 7
+        start = model.get_weights()
+        model.compile(keras.optimizers.SGD(0.05, momentum=0.9), "sparse_categorical_crossentropy")
+        model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+        weights.append((start, model.get_weights()))
+    assert not np.allclose(weights[0][1][0], weights[0][0][0])
+    for a, b in zip(weights[1][1], weights[0][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)

@@ -26,7 +26,6 @@ import pytest
 
 from test_zoo_support import CIFAR_ARCHIVE, encode_image, random_pixels
 from training.gpu import bootstrap, bundle, prepare
-from training.gpu import schedule as gpu_schedule
 from training.gpu.train_jax import plan_epochs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,7 +43,9 @@ def _probe_steps(spec, total):
 
 
 @pytest.mark.parametrize("steps_per_epoch,epochs", [(390, None), (4, 2), (781, 3)])
-def test_schedule_without_tensorflow_is_the_trainers(steps_per_epoch, epochs):
+def test_host_schedule_is_the_in_graph_schedule(steps_per_epoch, epochs):
+    """The JAX route evaluates ScheduleSpec.lr_at on the host; the TensorFlow trainer the
+    in-graph PaperSchedule: equal at every recipe's boundaries and a sample of steps."""
     from keras_preact.training import configs, schedules
 
     for name in configs.list_configs():
@@ -52,15 +53,23 @@ def test_schedule_without_tensorflow_is_the_trainers(steps_per_epoch, epochs):
         if epochs is not None:
             cfg = cfg.replace(epochs=epochs, total_steps=None)
         total = cfg.total_steps or cfg.epochs * steps_per_epoch
-        ours = gpu_schedule.resolve(cfg, steps_per_epoch, total)
-        theirs = schedules.resolve(cfg, steps_per_epoch, total)
-        assert ours.to_dict() == theirs.to_dict(), name
-        in_graph = theirs.keras_schedule()
-        for step in _probe_steps(ours, total) + list(range(0, total, max(1, total // 97))):
-            assert ours.lr_at(step) == theirs.lr_at(step), (name, step)
+        spec = schedules.resolve(cfg, steps_per_epoch, total)
+        in_graph = spec.keras_schedule()
+        for step in _probe_steps(spec, total) + list(range(0, total, max(1, total // 97))):
             # float32 in the graph: equal up to float32 rounding of the step fraction.
-            assert float(in_graph(step)) == pytest.approx(ours.lr_at(step), rel=1e-5, abs=1e-6 * ours.base_lr), \
+            assert float(in_graph(step)) == pytest.approx(spec.lr_at(step), rel=1e-5, abs=1e-6 * spec.base_lr), \
                 (name, step)
+
+
+def test_schedules_import_without_tensorflow():
+    code = ("import sys; sys.modules['tensorflow'] = None; "
+            "from keras_preact.training import configs, schedules; "
+            "s = schedules.resolve(configs.get_config('cifar_cpu_deep'), 390, 390 * 60); "
+            "print(s.lr_at(780), 'tensorflow' in sys.modules and sys.modules['tensorflow'] is not None)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                       env=dict(os.environ, KERAS_BACKEND="jax"), timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.split() == ["0.2", "False"]
 
 
 # ----------------------------------------------------------------------------- planning

@@ -4,6 +4,9 @@
 into a :class:`ScheduleSpec` (everything in iterations), `ScheduleSpec.lr_at(step)` is the
 pure-Python reference used by tests and logs, and `ScheduleSpec.keras_schedule()` the
 in-graph version the optimizer uses (both implement the same formula).
+
+TensorFlow is imported only inside the in-graph schedule: the JAX trainer of the GPU route
+(training/gpu/train_jax.py), on a machine without TensorFlow, evaluates `lr_at` on the host.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import math
 from typing import Tuple
 
 import keras
-import tensorflow as tf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +66,8 @@ class PaperSchedule(keras.optimizers.schedules.LearningRateSchedule):
                                  float(decay), int(warmup_steps), float(warmup_factor), float(min_lr_factor))
 
     def __call__(self, step):
+        import tensorflow as tf
+
         s = self.spec
         step = tf.cast(step, tf.float32)
         lr = tf.constant(s.base_lr, tf.float32)

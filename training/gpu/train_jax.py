@@ -14,7 +14,7 @@ recipe's (``--config``) batch size, SGD with (Nesterov) momentum in Keras' own u
 formula, coupled L2 weight decay ``0.5 * wd * sum ||W||^2`` on the kernels, label smoothing,
 the papers' augmentation (4-pixel zero padding, random 32x32 crop, horizontal flip) --
 here on the accelerator with jax.random -- and the recipe's learning-rate schedule
-(`training.gpu.schedule`). One jitted, stateless step (``model.stateless_call``,
+(`keras_preact.training.schedules`, TensorFlow-free until its in-graph schedule is used). One jitted, stateless step (``model.stateless_call``,
 ``jax.value_and_grad``; the state buffers donated) per call, or ``--scan_steps`` K of them
 under ``lax.scan``.
 ``--mixed_precision bf16`` trains under Keras' ``mixed_bfloat16`` policy (float32 variables).
@@ -65,7 +65,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from training.gpu import bootstrap, bundle, schedule as schedule_lib  # noqa: E402
+from training.gpu import bootstrap, bundle  # noqa: E402
 
 RUN_JSON, CKPT, FINAL, PREDICTIONS, LOG = ("run.json", "checkpoint.npz", "final.weights.h5",
                                            "predictions.npz", "train.log")
@@ -303,7 +303,7 @@ def run(args) -> int:  # noqa: C901 - one straight sequence, commented by stage
     import keras
 
     import keras_preact
-    from keras_preact.training import configs
+    from keras_preact.training import configs, schedules
 
     # -- recipe
     try:
@@ -527,7 +527,7 @@ def run(args) -> int:  # noqa: C901 - one straight sequence, commented by stage
         requested=requested, done=done, planned=meta.get("epochs_planned"), span_calls=args.span_calls,
         stop_after=args.stop_after_epochs)
     total_steps = planned * steps_per_epoch
-    sched = schedule_lib.resolve(cfg, steps_per_epoch, total_steps)
+    sched = schedules.resolve(cfg, steps_per_epoch, total_steps)
     if meta.get("schedule") and meta["schedule"] != sched.to_dict():
         raise UsageError(f"the schedule differs from the checkpoint's ({meta['schedule']} vs {sched.to_dict()})")
     estimate = {"train_images_per_s": round(train_ips, 1), "eval_images_per_s": round(eval_ips, 1),
