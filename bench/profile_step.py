@@ -3,7 +3,7 @@ the trainer's step, parsed into a breakdown table, beside the same table for the
 PyTorch reference (torch.profiler).
 
     python -m bench.profile_step                          # resnetv2_20 and resnetv2_56, batch 128
-    python -m bench.profile_step --variant fused_bn       # profile one of bench.cpu_training's options
+    python -m bench.profile_step --variant before         # profile one of bench.cpu_training's options
     python -m bench.profile_step --quick                  # smoke run: pre-act ResNet-8, batch 8
 
 How: in a fresh process per model and framework, the step is built as bench/cpu_training.py

@@ -34,8 +34,8 @@ SECTIONS = {
     "cpu_training": ("bench/results/cpu_training.json", "python -m bench.cpu_training"),
     "cpu_training_sweep": ("bench/results/cpu_training_sweep.json", "python -m bench.cpu_training --sweep"),
     "profile_step": ("bench/results/profile_step.json", "python -m bench.profile_step"),
-    "profile_step_fused_bn": ("bench/results/profile_step_fused_bn.json",
-                              "python -m bench.profile_step --variant fused_bn"),
+    "profile_step_before": ("bench/results/profile_step_before.json",
+                            "python -m bench.profile_step --variant before"),
 }
 BLOCK = re.compile(r"(<!-- result: (?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /result -->)", re.S)
 
