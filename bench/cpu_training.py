@@ -101,7 +101,7 @@ MAIN_VARIANTS = [
     ("fit_jax", "jax", "model.fit, JAX backend (jit)"),
     ("jax_step", "jax", "pure jax.jit step on the Keras model (stateless_call)"),
     ("fit_torch", "torch:passive", "model.fit, torch backend (eager), OMP_WAIT_POLICY=PASSIVE"),
-    ("torch", "torch:passive", "plain PyTorch, channels_last, eager, OMP_WAIT_POLICY=PASSIVE"),
+    ("torch", "torch:plain", "plain PyTorch, channels_last, eager, OMP_WAIT_POLICY=PASSIVE"),
     ("fused_sgd", "tensorflow", "ours with the fused SGD update (ResourceApplyKerasMomentum)"),
 ]
 SWEEP_VARIANTS = [
@@ -118,7 +118,7 @@ SWEEP_VARIANTS = [
     ("onednn_off", "tensorflow:onednn_off", "ours, TF_ENABLE_ONEDNN_OPTS=0 (Eigen kernels)"),
     ("system_allocator", "tensorflow:sysalloc", "ours, TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1"),
     ("torch_active", "torch", "plain PyTorch, channels_last, eager, OpenMP defaults (threads spin while idle)"),
-    ("torch_nchw", "torch:passive", "plain PyTorch, contiguous NCHW, eager, OMP_WAIT_POLICY=PASSIVE"),
+    ("torch_nchw", "torch:plain", "plain PyTorch, contiguous NCHW, eager, OMP_WAIT_POLICY=PASSIVE"),
 ]
 # worker name -> (KERAS_BACKEND, extra environment, TensorFlow threading)
 WORKERS = {
@@ -130,6 +130,9 @@ WORKERS = {
     "jax": ("jax", {}, {}),
     "torch": ("torch", {}, {}),
     "torch:passive": ("torch", {"OMP_WAIT_POLICY": "PASSIVE"}, {}),
+    # Plain PyTorch in a process of its own: next to the torch-backend Keras model, DenseNet-BC's
+    # worker outgrew the machine's memory (the OOM killer ended it on 2026-12-01).
+    "torch:plain": ("torch", {"OMP_WAIT_POLICY": "PASSIVE"}, {}),
 }
 # Ratios are against ours and against PyTorch: its faster row where --sweep measures both. PyTorch's
 # CPU wheel runs its two threads with OpenMP, whose idle threads spin by default; with other processes
@@ -690,7 +693,7 @@ def measure_model(model, variants, args, peak):
     for key, names in by_worker.items():
         print(f"  starting {key} worker: {', '.join(names)}", file=sys.stderr, flush=True)
         payload = {"model": model, "variants": names, "batch": args.batch, "size": 32, "classes": 10,
-                   "warmup": args.warmup, "measure_peak": key in ("tensorflow", "jax", "torch:passive"),
+                   "warmup": args.warmup, "measure_peak": key in ("tensorflow", "jax", "torch:plain"),
                    "matmul_n": 1024 if args.quick else 4096}
         w = Worker(key, payload)
         if w.info.get("error"):

@@ -245,6 +245,8 @@ def test_carry_moves_a_run_across_machines_in_float16(finished_run, tmp_path):
     assert back.meta["epoch"] == original.meta["epoch"] == 1
     assert back.meta["iteration"] == original.meta["iteration"] > 0
     assert back.meta["identity"] == original.meta["identity"]
+    before = json.loads(open(os.path.join(md, "run.json")).read())
+    assert json.loads((resumed_dir / "run.json").read_text())["wall_time_s"] == before["wall_time_s"] > 0
     for a, b in zip(back.model_values, original.model_values):
         assert a.dtype == b.dtype
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
@@ -260,3 +262,4 @@ def test_carry_moves_a_run_across_machines_in_float16(finished_run, tmp_path):
     assert "1 epoch(s) done" in err
     done = json.loads((resumed_dir / "run.json").read_text())
     assert [e["epoch"] for e in done["epochs"]] == [1, 2]
+    assert done["wall_time_s"] > before["wall_time_s"]  # the earlier session's time is counted

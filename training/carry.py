@@ -15,7 +15,8 @@ iteration, history, recipe, identity), and remove the file once the model is pub
 ``restore`` writes an ordinary checkpoint that the trainer resumes like any other (same
 identity checks). What is lost on the way: the weights' float32 digits below float16's
 (relative 5e-4) and the SGD momentum buffers, restarted at zero; the optimizer's scalars
-(its iteration count, so the learning-rate schedule continues where it was) are kept.
+(its iteration count, so the learning-rate schedule continues where it was) are kept, and so is
+run.json (the wall time of the earlier sessions adds up in the published card).
 Both losses are small next to one SGD step at the schedule's learning rate; the note of
 every carried run says where it was carried.
 """
@@ -45,6 +46,11 @@ def save(model_dir: str, out: str) -> dict:
                                      "carries": ckpt.meta.get("carry", {}).get("carries", 0) + 1})
     carried["carry"]["epochs_at_carries"] = ckpt.meta.get("carry", {}).get("epochs_at_carries", []) + [
         int(ckpt.meta["epoch"])]
+    # run.json travels too: its wall time of the earlier sessions, command and hardware continue.
+    run_json = os.path.join(model_dir, "run.json")
+    if os.path.exists(run_json):
+        with open(run_json) as f:
+            carried["carry"]["run_json"] = json.load(f)
     arrays["meta"] = np.frombuffer(json.dumps(carried).encode(), dtype=np.uint8)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     state.atomic_write(out, lambda p: np.savez_compressed(p, **arrays))
@@ -62,7 +68,10 @@ def restore(carry_file: str, model_dir: str) -> dict:
         opt = [z[f"o{i}"] if f"o{i}" in z.files else np.zeros(o["shape"], o["dtype"])
                for i, o in enumerate(meta["carry"]["opt"])]
     meta = {k: v for k, v in meta.items() if k not in ("n_model", "n_opt")}
+    run_json = meta["carry"].pop("run_json", None)
     state.save_checkpoint(model_dir, model, opt, meta)
+    if run_json is not None:
+        state.atomic_write_json(os.path.join(model_dir, "run.json"), run_json)
     return meta
 
 
