@@ -70,6 +70,7 @@ def table_rows(stdout, header_cells):
     raise AssertionError(f"no table with columns {header_cells} in:\n{stdout}")
 
 
+@pytest.mark.slow  # 38 s: a bench smoke run; bench/ commands are run by hand, not timed in CI
 def test_train_speed_quick(tmp_path):
     stdout, result = run_quick("bench.train_speed", tmp_path)
     assert [p["pair"] for p in result["pairs"]] == ["cifar_resnetv2", "cifar_densenet"]
@@ -108,6 +109,7 @@ def test_train_speed_quick_applications_and_sweep(tmp_path):
     assert "Recommended CPU training settings" in stdout
 
 
+@pytest.mark.slow  # 14 s: a bench smoke run
 def test_input_pipeline_quick(tmp_path):
     stdout, result = run_quick("bench.input_pipeline", tmp_path)
     assert result["train_images"] == 48 and result["batch"] == 8 and result["model"] == "resnet_20"
