@@ -248,36 +248,15 @@ def tf_iterator(strategy, data):
 
 
 def bench_step(trainer, *, jit=None, fused_sgd=False):
-    """The bench's replica of loop.py's Trainer._make_steps train_step (one replica, the
-    default strategy), with one change at a time: `jit` None (as the recipe: no XLA),
+    """loop.py's Trainer train_step rebuilt around the trainer's own `grads_fn` (one replica,
+    the default strategy), with one change at a time: `jit` None (as the recipe: no XLA),
     "grads" (XLA on the gradient function, as cfg.jit_compile does) or "step" (the whole
     replica step, update included, in one XLA function); `fused_sgd` applies the update with
     one ResourceApplyKerasMomentum per variable instead of Keras SGD's ops."""
     import tensorflow as tf
 
-    cfg, strategy, model, opt = trainer.cfg, trainer.strategy, trainer.model, trainer.optimizer
-    global_batch, num_classes = cfg.batch_size, 10
-    ls, wd, decay_vars = float(cfg.label_smoothing), float(cfg.weight_decay), trainer.decay_vars
-
-    def per_example_ce(labels, logits):
-        if ls > 0:
-            onehot = tf.one_hot(labels, num_classes, dtype=tf.float32)
-            return tf.nn.softmax_cross_entropy_with_logits(labels=onehot * (1.0 - ls) + ls / num_classes,
-                                                           logits=logits)
-        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-
-    def grads_fn(images, labels):
-        with tf.GradientTape() as tape:
-            logits = tf.cast(model(tf.cast(images, tf.float32), training=True), tf.float32)
-            ce = per_example_ce(labels, logits)
-            loss = tf.nn.compute_average_loss(ce, global_batch_size=global_batch)
-            if decay_vars:
-                penalty = wd * tf.add_n([tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in decay_vars])
-                loss += tf.nn.scale_regularization_loss(penalty)
-        grads = tape.gradient(loss, model.trainable_variables)
-        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1), labels), tf.float32))
-        return grads, tf.reduce_sum(ce), correct
-
+    strategy, model, opt = trainer.strategy, trainer.model, trainer.optimizer
+    grads_fn = trainer.grads_fn  # loop.py's own loss and gradients of one replica
     if jit == "grads":
         grads_fn = tf.function(grads_fn, jit_compile=True)
     variables = model.trainable_variables
@@ -323,7 +302,19 @@ def fused_sgd_apply(opt, grads, variables):
     opt.iterations.assign_add(1)
 
 
-class TrainerRunner:
+class StepRunner:
+    """A runner whose `_step()` is one synchronous training step: `run` times `steps` of them."""
+
+    def run(self, steps):
+        times = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            self._step()
+            times.append(time.perf_counter() - t0)
+        return times
+
+
+class TrainerRunner(StepRunner):
     """One TensorFlow configuration of ours: a train_step over a tf.data iterator."""
 
     def __init__(self, name, model, data, tmpdir):
@@ -370,15 +361,6 @@ class TrainerRunner:
             data.pixels = np.ascontiguousarray(data.pixels.transpose(0, 3, 1, 2))
         iterator = tf_iterator(trainer.strategy, data)
         self._step = lambda: [float(t.numpy()) for t in step(iterator)]
-
-    def run(self, steps):
-        times = []
-        for _ in range(steps):
-            t0 = time.perf_counter()
-            self._step()
-            times.append(time.perf_counter() - t0)
-        return times
-
 
 # ---------------------------------------------------------------- model.fit on any backend
 
@@ -430,7 +412,7 @@ class FitRunner:
 # ---------------------------------------------------------------- pure JAX
 
 
-class JaxStepRunner:
+class JaxStepRunner(StepRunner):
     """The Keras model (JAX backend) trained by one jax.jit step through stateless_call:
     ours' loss (label-smoothed cross-entropy + coupled L2 on kernels) and Keras SGD's
     Nesterov momentum update, written out."""
@@ -470,21 +452,16 @@ class JaxStepRunner:
                       [jnp.zeros(v.shape, v.dtype) for v in m.trainable_variables])
         self.x, self.y = jnp.asarray(data.pixels), jnp.asarray(data.labels.astype("int32"))
 
-    def run(self, steps):
-        times = []
-        for _ in range(steps):
-            t0 = time.perf_counter()
-            tv, ntv, mom, ce = self._jit(*self.state, self.x, self.y)
-            float(ce)
-            self.state = (tv, ntv, mom)
-            times.append(time.perf_counter() - t0)
-        return times
+    def _step(self):
+        tv, ntv, mom, ce = self._jit(*self.state, self.x, self.y)
+        float(ce)  # wait for the step
+        self.state = (tv, ntv, mom)
 
 
 # ---------------------------------------------------------------- plain PyTorch
 
 
-class TorchRunner:
+class TorchRunner(StepRunner):
     """bench/reference_models.py's PyTorch network, eager, channels_last (or NCHW)."""
 
     def __init__(self, name, model, data, tmpdir):
@@ -521,15 +498,6 @@ class TorchRunner:
 
         self._step = step
         self.net = net
-
-    def run(self, steps):
-        times = []
-        for _ in range(steps):
-            t0 = time.perf_counter()
-            self._step()
-            times.append(time.perf_counter() - t0)
-        return times
-
 
 RUNNERS = {"ours": TrainerRunner, "fit_tensorflow": FitRunner, "fit_jax": FitRunner, "fit_torch": FitRunner,
            "jax_step": JaxStepRunner, "torch": TorchRunner, "torch_active": TorchRunner, "torch_nchw": TorchRunner}

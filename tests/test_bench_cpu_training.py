@@ -163,8 +163,8 @@ def test_cpu_training_quick(tmp_path):
     stdout, result = run_quick("bench.cpu_training", tmp_path, cpu_limit=120)
     (model,) = result["models"]
     names = [r["name"] for r in model["rows"]]
-    assert names == ["ours", "fit_tensorflow", "fit_jax", "jax_step", "fit_torch", "torch", "fused_bn",
-                     "fused_bn_sgd"]
+    assert names == ["ours", "before", "fit_tensorflow", "fit_jax", "jax_step", "fit_torch", "torch", "fused_sgd"]
+    assert model["ours_over_before"] > 0  # the summary's "ours ÷ before issue 27"
     for row in model["rows"]:
         if row["name"] in ("fit_torch", "torch") and not result["torch_installed"]:
             assert "torch not installed" in row["error"]

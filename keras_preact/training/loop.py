@@ -206,6 +206,9 @@ class Trainer:
             correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1), labels), tf.float32))
             return grads, tf.reduce_sum(ce), correct
 
+        # One replica's loss and gradients (before XLA): bench/cpu_training.py times variants of
+        # the step around this very function rather than a copy of it.
+        self.grads_fn = grads_fn
         if cfg.jit_compile:
             grads_fn = tf.function(grads_fn, jit_compile=True)
 
