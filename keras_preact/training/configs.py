@@ -330,10 +330,11 @@ class CifarCpuDeep(CifarCpuLong):
     ``cifar_cpu_long``'s recipe (one-cycle: 2-epoch linear warm-up to lr 0.2, linear decay
     to 0; Nesterov SGD, L2 5e-4 on kernels, label smoothing 0.1; the papers' pad-4 / crop /
     flip, He et al. 2015 sec. 4.2 in ../shared/reference/papers.md) over 60 epochs, planned
-    from measured epoch times: ResNetV2-56 with the fused batch norm trains an epoch
-    (augmentation and test evaluation included) in about 4.3 minutes alone on the 2-core
-    AVX-512 CPU (226 images/s; issue 28), so 60 epochs are about 4.3 hours, carried across
-    sessions with ``training/carry.py``. Why one longer cycle rather than
+    from measured epoch times: ResNetV2-56 with the fused batch norm trained an epoch
+    (augmentation and test evaluation included) in 196 s (median of the 60; 155-220 s
+    alone) on the 2-core AVX-512 CPU, so 60 epochs are about 3.3 hours, carried across
+    sessions with ``training/carry.py`` (the zoo's resnetv2_56_cifar10: 89.17% on
+    CIFAR-10 (JPEG q75 copy), 4.2 h of wall time with pauses; docs/zoo.md). Why one longer cycle rather than
     40 + a restart: the ResNet-20 runs gained most while the lr decayed (cifar_cpu_anneal's
     docstring), and a 56-layer net has the capacity to use more of that phase; the v1
     paper's ResNet-56 is 1.78 points ahead of ResNet-20 at the same recipe (Table 6).
