@@ -334,10 +334,11 @@ class CifarCpuDeep(CifarCpuLong):
     (augmentation and test evaluation included) in 196 s (median of the 60; 155-220 s
     alone) on the 2-core AVX-512 CPU, so 60 epochs are about 3.3 hours, carried across
     sessions with ``training/carry.py`` (the zoo's resnetv2_56_cifar10: 89.17% on
-    CIFAR-10 (JPEG q75 copy), 4.2 h of wall time with pauses; docs/zoo.md). Why one longer cycle rather than
-    40 + a restart: the ResNet-20 runs gained most while the lr decayed (cifar_cpu_anneal's
-    docstring), and a 56-layer net has the capacity to use more of that phase; the v1
-    paper's ResNet-56 is 1.78 points ahead of ResNet-20 at the same recipe (Table 6).
+    CIFAR-10 (JPEG q75 copy), 4.2 h of wall time with pauses; docs/zoo.md).
+    Why one longer cycle rather than 40 + a restart: the ResNet-20 runs gained most while
+    the lr decayed (cifar_cpu_anneal's docstring), and a 56-layer net has the capacity to
+    use more of that phase; the v1 paper's ResNet-56 is 1.78 points ahead of ResNet-20 at
+    the same recipe (Table 6).
     """
 
     name: str = "cifar_cpu_deep"
