@@ -1,6 +1,7 @@
 """The zoo: publishing a run, model cards, `weights="<zoo name>"`, and the real zoo's cards."""
 
 import json
+import shlex
 import shutil
 
 import numpy as np
@@ -264,6 +265,34 @@ def test_card_names_the_dataset_by_a_path_that_works_on_other_machines(tmp_path,
     assert publish._portable_dataset("cifar10") == "cifar10"
 
 
+def test_card_recipe_names_the_training_command_a_user_can_type(tmp_path, monkeypatch):
+    # run.json records the command as started, from whichever route and with our machine's
+    # paths; the card names `keras-preact train` with the paths made portable, in every cycle.
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    monkeypatch.chdir(repo)
+    flags = (f"--model=resnet_20 --dataset=folder:{tmp_path / 'shared' / 'c10.tar.gz'} "
+             f"--model_dir={repo / 'runs' / 'r20'} '--model_kwargs={{}}' --seed=0")
+    typed = ("keras-preact train --model=resnet_20 --dataset=folder:../shared/c10.tar.gz "
+             "--model_dir=runs/r20 '--model_kwargs={}' --seed=0")
+    for program in (f"{repo}/.venv/bin/keras-preact train", f"{repo}/keras_preact/training/train.py",
+                    f"{repo}/training/train.py", "keras-preact train"):
+        assert publish.portable_command(f"{program} {flags}") == typed, program
+    assert publish.portable_command("/opt/x.py --data=/opt/c10") == "/opt/x.py --data=/opt/c10"
+    earliest = {"command": f"{repo}/training/train.py --model_dir=/opt/r0", "model_dir": "/opt/r0",
+                "init_from": None}
+    recipe = publish.portable_recipe({
+        "training_dataset": f"folder:{repo / 'data'}", "command": f"{repo}/training/train.py {flags}",
+        "seed": 0, "init_from": {"command": f"{repo}/training/train.py {flags}",
+                                 "model_dir": str(repo / "runs" / "r20a"), "init_from": earliest}})
+    assert recipe["training_dataset"] == "folder:data" and recipe["command"] == typed
+    assert recipe["seed"] == 0
+    assert recipe["init_from"]["command"] == typed and recipe["init_from"]["model_dir"] == "runs/r20a"
+    # Outside the checkout and beside it there is no portable form: kept absolute, not invented.
+    assert recipe["init_from"]["init_from"] == {"command": "keras-preact train --model_dir=/opt/r0",
+                                                "model_dir": "/opt/r0", "init_from": None}
+
+
 # --- The real zoo: every card's CI-slice numbers, and (slow) its full-split numbers ---------
 
 
@@ -284,6 +313,13 @@ def test_real_zoo_cards_name_no_path_of_our_machine(name):
     assert not source.startswith("folder:/"), source  # an absolute path means nothing elsewhere
     assert f"--dataset {source} " in card["evaluation"]["command"]
     assert f"--dataset {source} " in readme and "folder:/" not in readme
+    cycle = card["recipe"]  # how it was trained, and every cycle it continued
+    while cycle:
+        assert not cycle.get("training_dataset", "").startswith("folder:/"), cycle["training_dataset"]
+        assert cycle["command"].startswith("keras-preact train "), cycle["command"]
+        assert not any(word.partition("=")[2].startswith(("/", "folder:/")) or word.startswith("/")
+                       for word in shlex.split(cycle["command"])), cycle["command"]
+        cycle = cycle.get("init_from")
 
 
 def _real_card_dataset(card, monkeypatch):

@@ -10,6 +10,7 @@ with the Keras model, and its weight file's sha256 and source.
 import json
 import os
 import platform
+import shlex
 import shutil
 from pathlib import Path
 
@@ -246,25 +247,74 @@ def _preprocessing_of(model):
     }
 
 
-def _portable_dataset(dataset):
-    """`folder:PATH` with PATH relative to the working directory when it lies inside it or beside it.
+def _portable_path(given):
+    """PATH relative to the working directory when it lies inside it or beside it, else absolute.
 
     Cards are read on other machines, so an absolute path of ours (`/work/shared/...`) would
     mean nothing there; publishing from a checkout's root gives `../shared/...`, the layout
     the README documents.
     """
-    if not dataset.startswith("folder:"):
-        return dataset
-    given, here = dataset[len("folder:"):], Path.cwd()
+    here = Path.cwd()
     # Compare the paths as written first: `../shared` is often a symlink, and resolving it
     # would turn the portable `../shared/...` back into wherever the link points.
     for resolve in (os.path.abspath, os.path.realpath):
         path, repo = Path(resolve(given)), Path(resolve(str(here)))
         if path.is_relative_to(repo):
-            return f"folder:{path.relative_to(repo)}"
+            return str(path.relative_to(repo))
         if path.is_relative_to(repo.parent):
-            return f"folder:{Path('..') / path.relative_to(repo.parent)}"
-    return f"folder:{os.path.abspath(given)}"
+            return str(Path('..') / path.relative_to(repo.parent))
+    return os.path.abspath(given)
+
+
+def _portable_dataset(dataset):
+    """`folder:PATH` with PATH made portable (`_portable_path`); tfds names as they are."""
+    if not dataset or not dataset.startswith("folder:"):
+        return dataset
+    return f"folder:{_portable_path(dataset[len('folder:'):])}"
+
+
+def _portable_argument(argument):
+    """One command-line word with an absolute path in it (`--flag=/x`, `folder:/x`, `/x`) made portable."""
+    flag, equals, value = argument.rpartition("=") if argument.startswith("--") else ("", "", argument)
+    if value.startswith("folder:"):
+        value = _portable_dataset(value)
+    elif os.path.isabs(value):
+        value = _portable_path(value)
+    return f"{flag}{equals}{value}"
+
+
+def portable_command(command):
+    """A run's recorded training command as a user types it anywhere: `keras-preact train FLAGS`.
+
+    run.json records the command as it was started, and every route into the trainer
+    (`keras-preact train`, `python -m keras_preact.training.train`, the checkout's
+    `training/train.py`) starts with an absolute path of the machine that trained; those
+    routes take the same flags, so the card names the installed one, with the paths in
+    the flags made relative as `_portable_path` does.
+    """
+    if not command:
+        return command
+    words = shlex.split(command)
+    program = words.pop(0)
+    if Path(program).name == "keras-preact" and words[:1] == ["train"]:
+        words.pop(0)
+    elif Path(program).name != "train.py" and program != "keras-preact train":
+        return shlex.join([_portable_argument(program), *map(_portable_argument, words)])
+    return shlex.join(["keras-preact", "train", *map(_portable_argument, words)])
+
+
+def portable_recipe(recipe):
+    """A card's `recipe` (or one of the earlier cycles it names in `init_from`) with the training
+    machine's paths made portable, in every cycle."""
+    recipe = dict(recipe)
+    if "training_dataset" in recipe:
+        recipe["training_dataset"] = _portable_dataset(recipe["training_dataset"])
+    if recipe.get("model_dir"):
+        recipe["model_dir"] = _portable_argument(recipe["model_dir"])
+    recipe["command"] = portable_command(recipe.get("command"))
+    if recipe.get("init_from"):
+        recipe["init_from"] = portable_recipe(recipe["init_from"])
+    return recipe
 
 
 def build_card(name, run, model, weights_file, evaluation, *, dataset, dataset_label, split,
@@ -321,7 +371,7 @@ def build_card(name, run, model, weights_file, evaluation, *, dataset, dataset_l
             },
         },
         "preprocessing": _preprocessing_of(model),
-        "recipe": {
+        "recipe": portable_recipe({
             "training_dataset": record.get("dataset"),
             "command": record.get("command"),
             "seed": record.get("seed"),
@@ -336,7 +386,7 @@ def build_card(name, run, model, weights_file, evaluation, *, dataset, dataset_l
             "init_from": record.get("init_from"),
             "epochs_total": record.get("epochs_total"),
             "wall_time_total_s": record.get("wall_time_total_s"),
-        },
+        }),
         "weights": {
             "file": f"{name}.weights.h5",
             "sha256": sha256_of(weights_file),
