@@ -263,3 +263,43 @@ def test_carry_moves_a_run_across_machines_in_float16(finished_run, tmp_path):
     done = json.loads((resumed_dir / "run.json").read_text())
     assert [e["epoch"] for e in done["epochs"]] == [1, 2]
     assert done["wall_time_s"] > before["wall_time_s"]  # the earlier session's time is counted
+
+
+def test_ema_run_evaluates_exports_and_carries_the_weights_average(finished_run, tmp_path):
+    """--ema_momentum: the exported weights are the optimizer's moving average of the weights,
+    the checkpoint keeps the live ones to train on (two replicas here), and a carry file keeps both."""
+    import keras_preact
+    from keras_preact import export
+    from keras_preact.training import state
+    from training import carry
+
+    root, first = finished_run
+    md = str(tmp_path / "ema")
+    rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={md}",
+                       f"--init_from={first}", "--ema_momentum=0.5", "--cpu_devices=2")
+    assert rc == 0, err[-3000:]
+    ckpt = state.load_checkpoint(md)
+    names = ckpt.meta["optimizer_variables"]
+    averages = [a for a, name in zip(ckpt.opt_values, names) if name.endswith(carry.AVERAGE_SUFFIX)]
+    exported = export.build_trained_model(export.read_run(md))
+    assert len(averages) == len(exported.trainable_variables) > 0
+    for weight, average in zip(exported.trainable_variables, averages):
+        np.testing.assert_array_equal(np.asarray(weight), average)
+    live = keras_preact.build_variant("resnet_20", classes=3)
+    for weight, value in zip(live.weights, ckpt.model_values):
+        weight.assign(value)
+    assert any(not np.array_equal(np.asarray(w), a) for w, a in zip(live.trainable_variables, averages))
+    assert json.loads(open(os.path.join(md, "run.json")).read())["config"]["ema_momentum"] == 0.5
+
+    carried = tmp_path / "ema.npz"
+    carry.save(md, str(carried))
+    carry.restore(str(carried), str(tmp_path / "restored"))
+    back = state.load_checkpoint(str(tmp_path / "restored"))
+    back_averages = [a for a, name in zip(back.opt_values, names) if name.endswith(carry.AVERAGE_SUFFIX)]
+    for a, b in zip(back_averages, averages):
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+    rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={tmp_path}/x",
+                       "--ema_momentum=1")
+    assert_clean_error(rc, out, err, "ema_momentum must be in [0, 1)", "got 1.0")

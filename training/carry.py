@@ -14,7 +14,8 @@ iteration, history, recipe, identity), and remove the file once the model is pub
 
 ``restore`` writes an ordinary checkpoint that the trainer resumes like any other (same
 identity checks). What is lost on the way: the weights' float32 digits below float16's
-(relative 5e-4) and the SGD momentum buffers, restarted at zero; the optimizer's scalars
+(relative 5e-4) and the SGD momentum buffers, restarted at zero (a run that averages its
+weights, ``ema_momentum``, keeps the average in float16 like the weights); the optimizer's scalars
 (its iteration count, so the learning-rate schedule continues where it was) are kept, and so is
 run.json (the wall time of the earlier sessions adds up in the published card).
 Both losses are small next to one SGD step at the schedule's learning rate; the note of
@@ -33,15 +34,23 @@ import numpy as np
 from keras_preact.training import state
 
 
+# Keras names the optimizer's copy of a weight's moving average "<weight>_average" (use_ema).
+AVERAGE_SUFFIX = "_average"
+
+
 def save(model_dir: str, out: str) -> dict:
     ckpt = state.load_checkpoint(model_dir)
     if ckpt is None:
         raise SystemExit(f"error: {model_dir} has no checkpoint ({state.CKPT_DIR}/{state.CKPT}) to carry")
     arrays = {f"m{i}": (a.astype(np.float16) if a.dtype == np.float32 else a)
               for i, a in enumerate(ckpt.model_values)}
-    # Optimizer scalars (iteration count, loss scale) are kept exactly; buffers only by shape.
+    # Optimizer scalars (iteration count, loss scale) are kept exactly, the weights' moving average
+    # (ema_momentum) in float16 like the weights; the momentum buffers only by shape.
     opt = [{"shape": list(a.shape), "dtype": str(a.dtype)} for a in ckpt.opt_values]
+    names = ckpt.meta.get("optimizer_variables") or [""] * len(ckpt.opt_values)
     arrays.update({f"o{i}": a for i, a in enumerate(ckpt.opt_values) if a.ndim == 0})
+    arrays.update({f"o{i}": a.astype(np.float16) for i, (a, name) in enumerate(zip(ckpt.opt_values, names))
+                   if name.endswith(AVERAGE_SUFFIX) and a.dtype == np.float32})
     carried = dict(ckpt.meta, carry={"opt": opt, "from": os.path.abspath(ckpt.path),
                                      "carries": ckpt.meta.get("carry", {}).get("carries", 0) + 1})
     carried["carry"]["epochs_at_carries"] = ckpt.meta.get("carry", {}).get("epochs_at_carries", []) + [
@@ -65,7 +74,7 @@ def restore(carry_file: str, model_dir: str) -> dict:
         meta = json.loads(bytes(z["meta"]).decode())
         model = [z[f"m{i}"].astype(np.float32) if z[f"m{i}"].dtype == np.float16 else z[f"m{i}"]
                  for i in range(meta["n_model"])]
-        opt = [z[f"o{i}"] if f"o{i}" in z.files else np.zeros(o["shape"], o["dtype"])
+        opt = [z[f"o{i}"].astype(o["dtype"]) if f"o{i}" in z.files else np.zeros(o["shape"], o["dtype"])
                for i, o in enumerate(meta["carry"]["opt"])]
     meta = {k: v for k, v in meta.items() if k not in ("n_model", "n_opt")}
     run_json = meta["carry"].pop("run_json", None)

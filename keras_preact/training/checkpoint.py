@@ -90,7 +90,9 @@ class Checkpointer:
         if not self.chief:
             return
         meta = {"epoch": epoch, "iteration": int(self.optimizer.iterations.numpy()), "history": history,
-                "identity": self.identity, "config": self.cfg.to_dict(), "time": time.time()}
+                "identity": self.identity, "config": self.cfg.to_dict(), "time": time.time(),
+                # Which optimizer arrays are what (momentum, the weights' moving average): training.carry reads it.
+                "optimizer_variables": [v.path for v in self.optimizer.variables]}
         state.save_checkpoint(self.model_dir, mv, ov, meta)
 
 

@@ -17,6 +17,7 @@ collective). SIGTERM / SIGINT (``training.signals``) are honoured between steps.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -165,8 +166,10 @@ class Trainer:
                                                         **self.model_kwargs)
             except TypeError as e:
                 raise RunError(f"model {self.run.model!r} does not accept {self.model_kwargs}: {e}") from None
+            # Keras keeps the weights' moving average in the optimizer, so checkpoints carry it.
             opt = keras.optimizers.SGD(learning_rate=self.schedule.keras_schedule(), momentum=cfg.momentum,
-                                       nesterov=cfg.nesterov)
+                                       nesterov=cfg.nesterov, use_ema=cfg.ema_momentum > 0,
+                                       ema_momentum=cfg.ema_momentum or 0.99)
             if cfg.mixed_precision == "mixed_float16":
                 opt = keras.optimizers.LossScaleOptimizer(opt)
             self.optimizer = opt
@@ -288,7 +291,28 @@ class Trainer:
         self.records.write_run_json(self, status, final)
 
     # ------------------------------------------------------------------ evaluation
+    @contextlib.contextmanager
+    def _averaged_weights(self):
+        """The weights' moving average in the model while the block runs (with cfg.ema_momentum),
+        the live weights back after it."""
+        if not self.cfg.ema_momentum:
+            yield
+            return
+        variables = self.model.trainable_variables
+        live = [np.array(v.numpy()) for v in variables]
+        self.optimizer.finalize_variable_values(variables)
+        try:
+            yield
+        finally:
+            for v, value in zip(variables, live):
+                v.assign(value)
+
     def evaluate(self) -> dict:
+        """Test-split loss and accuracy of the weights the run exports (their average, with EMA)."""
+        with self._averaged_weights():
+            return self._evaluate()
+
+    def _evaluate(self) -> dict:
         steps = pipeline.eval_steps(self.test_info.num_examples, self.cfg.batch_size, self.workers,
                                     self.run.validation_steps)
         fn = pipeline.eval_dataset_fn(self.test_source, self.cfg.batch_size, self.cfg.augment, self.size, steps)
@@ -368,8 +392,10 @@ class Trainer:
         return entry
 
     def finish(self) -> dict:
-        """Final test evaluation and the exported model files."""
-        final = run_record.final_entry(self.evaluate(), self.run.validation_steps, len(self.history),
+        """Final test evaluation and the exported model files (the weights' average, with EMA)."""
+        if self.cfg.ema_momentum:
+            self.optimizer.finalize_variable_values(self.model.trainable_variables)
+        final = run_record.final_entry(self._evaluate(), self.run.validation_steps, len(self.history),
                                        int(self.optimizer.iterations.numpy()))
         values = [np.asarray(w) for w in self.model.get_weights()]
         final["weights_sha256"] = checkpoint.weights_digest(values)

@@ -53,6 +53,8 @@ flags.DEFINE_string("init_from", None, "model_dir of a finished run of the same 
 flags.DEFINE_bool("jit_compile", None, "XLA-compile the forward/backward pass (default: the recipe's).")
 flags.DEFINE_bool("fused_batch_norm", None, "Train batch norm with TensorFlow's fused kernel (same function, faster; "
                   "default: the recipe's, true). --nofused_batch_norm uses Keras' composite ops.")
+flags.DEFINE_float("ema_momentum", None, "Evaluate and export an exponential moving average of the weights with "
+                   "this momentum, e.g. 0.999 (default: the recipe's; 0: off).")
 flags.DEFINE_string("model_kwargs", None, "JSON object of extra keras_preact builder arguments, e.g. the v2 paper's "
                     "ablations: '{\"unit\": \"original\", \"shortcut\": \"conv1x1\"}'.")
 
@@ -97,6 +99,8 @@ def resolve_config(model_spec, dataset_kind: str):
         over["jit_compile"] = FLAGS.jit_compile
     if FLAGS.fused_batch_norm is not None:
         over["fused_batch_norm"] = FLAGS.fused_batch_norm
+    if FLAGS.ema_momentum is not None:
+        over["ema_momentum"] = FLAGS.ema_momentum
     cfg = cfg.replace(**over)
     configs_lib.validate(cfg)
     return cfg

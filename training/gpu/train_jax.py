@@ -319,6 +319,10 @@ def run(args) -> int:  # noqa: C901 - one straight sequence, commented by stage
         raise UsageError(str(e)) from None
     if cfg.augment != "cifar" and cfg.augment != "none":
         raise UsageError(f"augment={cfg.augment!r}: this script does the CIFAR augmentation (or none) only")
+    if cfg.ema_momentum:
+        # Refused, not ignored: the card would credit a recipe this script did not run.
+        raise UsageError(f"recipe {cfg.name} averages the weights (ema_momentum={cfg.ema_momentum}); this "
+                         "script does not: train it with keras-preact train")
     if cfg.mixed_precision not in ("none", "mixed_bfloat16") and args.mixed_precision == "none":
         raise UsageError(f"recipe {cfg.name} asks for {cfg.mixed_precision}; pass --mixed_precision")
     policy = PRECISIONS[args.mixed_precision]
