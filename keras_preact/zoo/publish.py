@@ -275,7 +275,7 @@ def _portable_dataset(dataset):
 
 def _portable_argument(argument):
     """One command-line word with an absolute path in it (`--flag=/x`, `folder:/x`, `/x`) made portable."""
-    flag, equals, value = argument.rpartition("=") if argument.startswith("--") else ("", "", argument)
+    flag, equals, value = argument.partition("=") if argument.startswith("--") else ("", "", argument)
     if value.startswith("folder:"):
         value = _portable_dataset(value)
     elif os.path.isabs(value):
