@@ -325,7 +325,8 @@ class CifarCpuAnneal(CifarCpuLong):
     ``cifar_cpu_short``'s. Measured on CIFAR-10 (JPEG q75 copy), 1.6 h per run beside a
     second run on the 2-core AVX-512 CPU: resnet_20 87.84% -> 88.18%, resnetv2_20
     87.43% -> 88.05% test top-1 (training/results/*_cifar_cpu_anneal/run.json), while
-    training accuracy rose by about 3 points: still short of 91%.
+    training accuracy rose by about 3 points: still short of 91%. After ``cifar_cpu_deep``,
+    resnetv2_56 went 89.17% -> 89.62% (1.6 h; 166 s a median epoch).
     """
 
     name: str = "cifar_cpu_anneal"
@@ -344,8 +345,9 @@ class CifarCpuDeep(CifarCpuLong):
     from measured epoch times: ResNetV2-56 with the fused batch norm trained an epoch
     (augmentation and test evaluation included) in 196 s (median of the 60; 155-220 s
     alone) on the 2-core AVX-512 CPU, so 60 epochs are about 3.3 hours, carried across
-    sessions with ``training/carry.py`` (the zoo's resnetv2_56_cifar10: 89.17% on
-    CIFAR-10 (JPEG q75 copy), 4.2 h of wall time with pauses; docs/zoo.md).
+    sessions with ``training/carry.py`` (ResNetV2-56: 89.17% on CIFAR-10 (JPEG q75 copy),
+    4.2 h of wall time with pauses; then 89.62% after a ``cifar_cpu_anneal`` cycle, the
+    zoo's resnetv2_56_cifar10; docs/zoo.md).
     Why one longer cycle rather than 40 + a restart: the ResNet-20 runs gained most while
     the lr decayed (cifar_cpu_anneal's docstring), and a 56-layer net has the capacity to
     use more of that phase; the v1 paper's ResNet-56 is 1.78 points ahead of ResNet-20 at
