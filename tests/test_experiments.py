@@ -503,3 +503,14 @@ def test_report_says_which_gates_stayed_shut(tmp_path):
             "images: conv2: 0.094; conv3: 0.006; conv4: 0.003; at initialisation g = sigmoid(-6) = 0.0025. "
             "2 of 3 units still have g < 0.01") in md
     assert "pass almost none of their residual function" in md
+
+
+def test_average_checkpoints_is_the_mean_of_every_model_variable():
+    from keras_preact.training import state
+    from training.experiments.average_checkpoints import average
+
+    first = state.Checkpoint("a", [np.array([1.0, 2.0], np.float32), np.array(4.0, np.float32)], [], {"epoch": 1})
+    second = state.Checkpoint("b", [np.array([3.0, 6.0], np.float32), np.array(0.0, np.float32)], [], {"epoch": 2})
+    mean = average([first, second])
+    np.testing.assert_array_equal(mean[0], [2.0, 4.0])
+    assert mean[1] == 2.0 and mean[0].dtype == np.float32

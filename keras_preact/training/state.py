@@ -146,7 +146,8 @@ class Checkpoint:
         self.path, self.model_values, self.opt_values, self.meta = path, model_values, opt_values, meta
 
 
-def _read(path: str) -> Checkpoint:
+def read_checkpoint(path: str) -> Checkpoint:
+    """One checkpoint file (ckpt.npz or a copy of it); errors as numpy and json raise them."""
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(bytes(z["meta"]).decode())
         m = [z[f"m{i}"] for i in range(meta["n_model"])]
@@ -163,7 +164,7 @@ def load_checkpoint(model_dir: str) -> Optional[Checkpoint]:
         if not os.path.exists(path):
             continue
         try:
-            return _read(path)
+            return read_checkpoint(path)
         except Exception as e:  # noqa: BLE001 - any failure: try the older one
             logging.warning("Checkpoint %s does not load (%s: %s); trying the previous one", path,
                             type(e).__name__, e)
