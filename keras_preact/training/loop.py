@@ -169,7 +169,7 @@ class Trainer:
             # Keras keeps the weights' moving average in the optimizer, so checkpoints carry it.
             opt = keras.optimizers.SGD(learning_rate=self.schedule.keras_schedule(), momentum=cfg.momentum,
                                        nesterov=cfg.nesterov, use_ema=cfg.ema_momentum > 0,
-                                       ema_momentum=cfg.ema_momentum or 0.99)
+                                       ema_momentum=cfg.ema_momentum)
             if cfg.mixed_precision == "mixed_float16":
                 opt = keras.optimizers.LossScaleOptimizer(opt)
             self.optimizer = opt

@@ -298,7 +298,7 @@ def portable_command(command):
     program = words.pop(0)
     if Path(program).name == "keras-preact" and words[:1] == ["train"]:
         words.pop(0)
-    elif Path(program).name != "train.py" and program != "keras-preact train":
+    elif Path(program).name != "train.py":
         return shlex.join([_portable_argument(program), *map(_portable_argument, words)])
     return shlex.join(["keras-preact", "train", *map(_portable_argument, words)])
 
