@@ -26,7 +26,7 @@ import pytest
 
 from test_zoo_support import CIFAR_ARCHIVE, encode_image, random_pixels
 from training.gpu import bootstrap, bundle, prepare
-from training.gpu.train_jax import plan_epochs
+from training.gpu.train_jax import cutout_squares, plan_epochs
 
 REPO = Path(__file__).resolve().parent.parent
 TRAIN_JAX = REPO / "training" / "gpu" / "train_jax.py"
@@ -70,6 +70,19 @@ def test_schedules_import_without_tensorflow():
                        env=dict(os.environ, KERAS_BACKEND="jax"), timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.split() == ["0.2", "False"]
+
+
+def test_cutout_on_the_accelerator_cuts_what_the_tf_pipeline_cuts():
+    jax = pytest.importorskip("jax")
+    from keras_preact.training.configs import CUTOUT_SIZE
+
+    masks = np.asarray(cutout_squares(jax.random.PRNGKey(0), 200, 32))
+    assert masks.shape == (200, 32, 32) and masks.dtype == bool
+    rows, cols = masks.any(2).sum(1), masks.any(1).sum(1)
+    assert (masks.sum((1, 2)) == rows * cols).all()  # each mask is one rectangle...
+    assert rows.max() == cols.max() == CUTOUT_SIZE  # ...a whole square when inside the image,
+    assert rows.min() <= CUTOUT_SIZE // 2 + 1 and cols.min() <= CUTOUT_SIZE // 2 + 1  # clipped at borders
+    assert rows.min() >= CUTOUT_SIZE // 2 and (masks.sum((1, 2)) > 0).all()  # centre always inside
 
 
 # ----------------------------------------------------------------------------- planning

@@ -10,8 +10,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from keras_preact._builder import PREPROCESSING
 from keras_preact import data
-from keras_preact.training import pipeline
+from keras_preact.training import configs, pipeline
 from image_folders import make_image_folder
 
 
@@ -128,6 +129,42 @@ def test_cifar_augmentation_shapes_and_content():
                 if np.array_equal(p[dy:dy + 32, dx:dx + 32], o):
                     found = True
     assert found
+
+
+def test_cutout_fills_one_square_with_the_mean_pixel_clipped_at_the_border():
+    img = tf.fill([32, 32, 3], tf.constant(7, tf.uint8))
+    fill = np.array(configs.CUTOUT_FILL, np.uint8)
+    # The "cifar" normalisation maps the fill to (about) 0, as the paper's zero mask does.
+    mean = np.array(PREPROCESSING["cifar"]["mean"])
+    assert np.abs(fill / 255.0 - mean).max() < 0.5 / 255
+    tf.random.set_seed(0)
+    areas = []
+    for _ in range(100):
+        out = pipeline.cutout(img).numpy()
+        cut = (out != 7).any(-1)
+        assert (out[cut] == fill).all() and (out[~cut] == 7).all()
+        rows, cols = np.nonzero(cut.any(1))[0], np.nonzero(cut.any(0))[0]
+        # one axis-aligned rectangle: every pixel of its bounding box is cut
+        assert cut.sum() == len(rows) * len(cols) and np.ptp(rows) + 1 == len(rows)
+        assert len(rows) <= configs.CUTOUT_SIZE and len(cols) <= configs.CUTOUT_SIZE
+        areas.append(cut.sum())
+    assert max(areas) == configs.CUTOUT_SIZE ** 2  # whole squares inside the image...
+    assert min(areas) < configs.CUTOUT_SIZE ** 2 // 2  # ...and squares clipped at a border
+
+
+def test_cutout_augment_crops_flips_then_cuts():
+    img = tf.fill([32, 32, 3], tf.constant(200, tf.uint8))
+    fn = pipeline.train_transform("cifar_cutout", 32)
+    out = fn(img, tf.constant(1, tf.int64))[0].numpy()
+    assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+    values = {tuple(v) for v in out.reshape(-1, 3)}
+    assert (200, 200, 200) in values and configs.CUTOUT_FILL in values
+    assert values <= {(200, 200, 200), (0, 0, 0), configs.CUTOUT_FILL}  # image, zero padding, cut
+
+
+def test_unknown_augment_names_the_valid_ones():
+    with pytest.raises(ValueError, match="Unknown augment 'cutout'.*cifar, cifar_cutout, imagenet, none"):
+        pipeline.train_transform("cutout", 32)
 
 
 def test_imagenet_augmentation_and_eval_crop():

@@ -90,7 +90,8 @@ def test_imagenet_divides_every_30_epochs(name):
     assert s.lr_at(90 * spe - 1) == pytest.approx(0.001)
 
 
-@pytest.mark.parametrize("name", ["cifar_cpu_short", "cifar_cpu_long", "cifar_cpu_anneal", "cifar_cpu_deep"])
+@pytest.mark.parametrize("name", ["cifar_cpu_short", "cifar_cpu_long", "cifar_cpu_anneal", "cifar_cpu_deep",
+                                  "cifar_cpu_cutout"])
 def test_short_cpu_recipe_warms_up_then_decays_to_zero(name):
     cfg, s = _resolve(name)
     spe = CIFAR_TRAIN // cfg.batch_size
@@ -107,6 +108,14 @@ def test_anneal_recipe_is_a_gentler_second_cycle_of_the_long_one():
     assert (anneal.epochs, long_cfg.epochs) == (30, 40)
     differs = {k for k, v in anneal.to_dict().items() if long_cfg.to_dict()[k] != v}
     assert differs == {"name", "recipe_doc", "epochs", "learning_rate", "warmup_epochs"}
+
+
+def test_cutout_recipe_is_the_anneal_cycle_with_cutout_over_36_epochs():
+    anneal, cutout = configs.get_config("cifar_cpu_anneal"), configs.get_config("cifar_cpu_cutout")
+    differs = {k: v for k, v in cutout.to_dict().items() if anneal.to_dict()[k] != v}
+    assert set(differs) == {"name", "recipe_doc", "epochs", "augment"}
+    assert (differs["epochs"], differs["augment"]) == (36, "cifar_cutout")
+    configs.validate(cutout)
 
 
 @pytest.mark.parametrize("name", ["resnet_cifar", "resnet_cifar_warmup", "densenet_cifar", "cifar_cpu_short"])

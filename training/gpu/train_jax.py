@@ -200,6 +200,23 @@ def load_checkpoint(path: str):
         return get("t"), get("n"), get("m"), meta
 
 
+def cutout_squares(key, n: int, size: int):
+    """Cutout's masks for `n` images: one CUTOUT_SIZE square each, True inside.
+
+    As training.pipeline.cutout does per image: the centre is uniform over the image, so
+    near a border only part of the square is inside.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from keras_preact.training.configs import CUTOUT_SIZE
+
+    first = jax.random.randint(key, (n, 2), 0, size) - CUTOUT_SIZE // 2
+    pos = jnp.arange(size)
+    inside = (pos >= first[:, :, None]) & (pos < first[:, :, None] + CUTOUT_SIZE)
+    return inside[:, 0, :, None] & inside[:, 1, None, :]
+
+
 def weights_digest(values) -> str:
     import hashlib
 
@@ -317,8 +334,9 @@ def run(args) -> int:  # noqa: C901 - one straight sequence, commented by stage
         overrides = json.loads(args.model_kwargs)
     except (ValueError, KeyError) as e:
         raise UsageError(str(e)) from None
-    if cfg.augment != "cifar" and cfg.augment != "none":
-        raise UsageError(f"augment={cfg.augment!r}: this script does the CIFAR augmentation (or none) only")
+    if cfg.augment not in ("cifar", "cifar_cutout", "none"):
+        raise UsageError(f"augment={cfg.augment!r}: this script does the CIFAR augmentation (cifar, "
+                         "cifar_cutout) or none only")
     if cfg.ema_momentum:
         # Refused, not ignored: the card would credit a recipe this script did not run.
         raise UsageError(f"recipe {cfg.name} averages the weights (ema_momentum={cfg.ema_momentum}); this "
@@ -395,19 +413,24 @@ def run(args) -> int:  # noqa: C901 - one straight sequence, commented by stage
     # -- the step
     mom, nesterov = float(cfg.momentum), bool(cfg.nesterov)
     wd, ls = float(cfg.weight_decay), float(cfg.label_smoothing)
-    augment = cfg.augment == "cifar"
+    augment, cutout = cfg.augment != "none", cfg.augment == "cifar_cutout"
 
     def augment_batch(key, images):
+        # training.pipeline's augmentation, batched: pad 4 / random crop / flip, then Cutout.
         if not augment:
             return images.astype(jnp.float32)
-        k1, k2 = jax.random.split(key)
+        k1, k2, k3 = jax.random.split(key, 3)
         padded = jnp.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
         offsets = jax.random.randint(k1, (images.shape[0], 2), 0, 9)
         crop = jax.vmap(lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (size, size, 3)))
         out_ = crop(padded, offsets)
         flip = jax.random.bernoulli(k2, 0.5, (images.shape[0],))
         out_ = jnp.where(flip[:, None, None, None], out_[:, :, ::-1, :], out_)
+        if cutout:
+            out_ = jnp.where(cutout_squares(k3, images.shape[0], size)[..., None],
+                             jnp.asarray(configs.CUTOUT_FILL, out_.dtype), out_)
         return out_.astype(jnp.float32)
+
 
     def loss_fn(train_vars, non_train_vars, images, labels):
         logits, new_nt = model.stateless_call(train_vars, non_train_vars, images, training=True)
