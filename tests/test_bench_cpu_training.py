@@ -164,7 +164,9 @@ def test_cpu_training_quick(tmp_path):
     (model,) = result["models"]
     names = [r["name"] for r in model["rows"]]
     assert names == ["ours", "before", "fit_tensorflow", "fit_jax", "jax_step", "fit_torch", "torch", "fused_sgd"]
-    assert model["ours_over_before"] > 0  # the summary's "ours ÷ before issue 27"
+    ours, before = model["rows"][0], model["rows"][1]
+    # the summary's "ours ÷ before issue 27": the ratio of the two rows' rates
+    assert model["ours_over_before"] == pytest.approx(ours["images_per_second"] / before["images_per_second"])
     for row in model["rows"]:
         if row["name"] in ("fit_torch", "torch") and not result["torch_installed"]:
             assert "torch not installed" in row["error"]
@@ -173,7 +175,6 @@ def test_cpu_training_quick(tmp_path):
         assert row["images_per_second"] > 0 and len(row["step_seconds"]) == 1
         assert row["params"] == model["params"]
         assert row["over_ours"] > 0 and 0 < row["fraction_of_peak"]
-    ours = model["rows"][0]
     assert ours["source"] == "keras_preact.training.loop.Trainer._build/_make_steps"
     assert result["peak_gflops"]["max"] > 0
     if result["torch_installed"]:
