@@ -52,8 +52,6 @@ def _resize_shorter_center_crop(img, size: int, ratio: float = 0.875):
     return tf.cast(tf.clip_by_value(tf.round(r), 0, 255), tf.uint8)
 
 
-
-
 def _pad_crop_flip(img, size: int):
     img = _resize_to(img, size)
     img = tf.pad(img, [[4, 4], [4, 4], [0, 0]])
@@ -67,15 +65,13 @@ def cutout(img, length: int = CUTOUT_SIZE, fill=CUTOUT_FILL):
     The centre is uniform over the whole image, so near a border only part of the
     square lands inside (DeVries & Taylor 2017 found that better than keeping it inside).
     """
+    def inside(n):  # the square's extent along an axis of n pixels
+        first = tf.random.uniform([], 0, n, tf.int32) - length // 2
+        pos = tf.range(n)
+        return (pos >= first) & (pos < first + length)
+
     shape = tf.shape(img)
-    h, w = shape[0], shape[1]
-    cy = tf.random.uniform([], 0, h, tf.int32)
-    cx = tf.random.uniform([], 0, w, tf.int32)
-    rows = tf.range(h)
-    cols = tf.range(w)
-    in_rows = (rows >= cy - length // 2) & (rows < cy - length // 2 + length)
-    in_cols = (cols >= cx - length // 2) & (cols < cx - length // 2 + length)
-    square = in_rows[:, None] & in_cols[None, :]
+    square = inside(shape[0])[:, None] & inside(shape[1])[None, :]
     return tf.where(square[:, :, None], tf.constant(fill, img.dtype), img)
 
 

@@ -431,7 +431,6 @@ def run(args) -> int:  # noqa: C901 - one straight sequence, commented by stage
                              jnp.asarray(configs.CUTOUT_FILL, out_.dtype), out_)
         return out_.astype(jnp.float32)
 
-
     def loss_fn(train_vars, non_train_vars, images, labels):
         logits, new_nt = model.stateless_call(train_vars, non_train_vars, images, training=True)
         logits = logits.astype(jnp.float32)
