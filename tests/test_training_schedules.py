@@ -91,7 +91,7 @@ def test_imagenet_divides_every_30_epochs(name):
 
 
 @pytest.mark.parametrize("name", ["cifar_cpu_short", "cifar_cpu_long", "cifar_cpu_anneal", "cifar_cpu_deep",
-                                  "cifar_cpu_cutout"])
+                                  "cifar_cpu_cutout", "cifar_cpu_resnetv2_164"])
 def test_short_cpu_recipe_warms_up_then_decays_to_zero(name):
     cfg, s = _resolve(name)
     spe = CIFAR_TRAIN // cfg.batch_size
@@ -116,6 +116,15 @@ def test_cutout_recipe_is_the_anneal_cycle_with_cutout_over_36_epochs():
     assert set(differs) == {"name", "recipe_doc", "epochs", "augment"}
     assert (differs["epochs"], differs["augment"]) == (36, "cifar_cutout")
     configs.validate(cutout)
+
+
+def test_flagship_recipe_is_the_deep_cycle_with_cutout_and_an_average_fixed_in_advance():
+    deep, flagship = configs.get_config("cifar_cpu_deep"), configs.get_config("cifar_cpu_resnetv2_164")
+    differs = {k: v for k, v in flagship.to_dict().items() if deep.to_dict()[k] != v}
+    assert set(differs) == {"name", "recipe_doc", "epochs", "augment", "ema_momentum", "eval_every"}
+    assert (differs["epochs"], differs["augment"], differs["ema_momentum"], differs["eval_every"]) == (
+        45, "cifar_cutout", 0.999, 5)
+    configs.validate(flagship)
 
 
 @pytest.mark.parametrize("name", ["resnet_cifar", "resnet_cifar_warmup", "densenet_cifar", "cifar_cpu_short"])
