@@ -62,7 +62,8 @@ SAME_NETWORK_KWARGS = frozenset(KERAS_APPLICATIONS_KWARGS + SAME_NETWORK_OPTIONS
 # name -> (parameters as `model.count_params()` counts them, trainable
 # parameters, multiply-adds per image). The output of `python -m
 # bench.model_table` (bench/results/model_table.json), kept here because an
-# installed package has no bench/; tests/test_signatures.py keeps them equal.
+# installed package has no bench/; tests/test_param_counts.py rebuilds every
+# network and recomputes them, tests/test_signatures.py keeps the JSON equal.
 MEASURED = {
     "densenet121": (8_062_504, 7_978_856, 2_834_161_664),
     "densenet161": (28_900_936, 28_681_000, 7_727_907_072),
