@@ -34,6 +34,7 @@ from keras_preact.densenet import (
     DenseNet_BC_250_24,
 )
 from keras_preact.features import feature_extractor
+from keras_preact.imagenet import decode_predictions, preprocess_input
 from keras_preact.registry import (
     ModelSpec,
     build_variant,
