@@ -3,7 +3,7 @@
     keras-preact list [--architectures]
     keras-preact predict --model NAME IMAGE...
     keras-preact evaluate --model NAME --dataset folder:PATH [--limit N] [--check]
-    keras-preact export (--model NAME | --model_dir RUN_DIR) [--format FORMAT] --out DIR
+    keras-preact export (--model NAME | --model_dir RUN_DIR) [--format FORMAT] [--int8] --out DIR
     keras-preact train --model ARCH --dataset folder:PATH --model_dir RUN_DIR [--config ...]
     keras-preact publish --model_dir RUN_DIR --name NAME --dataset folder:PATH --zoo_dir DIR
     keras-preact zoo-readme [--zoo_dir DIR]
@@ -155,7 +155,9 @@ def cmd_export(args):
                          "(a training run).")
     if args.flip and args.format != "saved_model":
         raise ValueError("--flip is available for --format saved_model only.")
-    runtimes.require(args.format)  # a missing converter: one line naming the extra, before any work
+    if (args.calibration is not None or args.calibration_count is not None) and not args.int8:
+        raise ValueError("--calibration and --calibration_count go with --int8.")
+    runtimes.require(args.format, args.int8)  # a missing converter or quantizer: one line naming the extra
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out} is a file; --out takes a folder.")
@@ -172,11 +174,21 @@ def cmd_export(args):
         print(f"SavedModel written to {path} (signatures: {export.SERVING_DEFAULT}, "
               f"{export.SERVING_BYTES}).")
         return EXIT_OK
+    int8 = {"int8": args.int8, "calibration": args.calibration, "calibration_count": args.calibration_count}
     if args.model is not None:
-        path = runtimes.export_zoo_model(args.model, out, args.format)
+        path = runtimes.export_zoo_model(args.model, out, args.format, **int8)
     else:
-        path = runtimes.export_run(args.model_dir, out, args.format)
+        path = runtimes.export_run(args.model_dir, out, args.format, **int8)
     info = json.loads((out / runtimes.INFO_FILE).read_text())
+    if args.int8:
+        record = json.loads((out / "quantization.json").read_text())
+        calibration, check = record["calibration"], record["check"]
+        agreement = 100 * check["top1_agreement_calibration"]
+        print(f"int8 {runtimes.RUNTIME_NAMES[args.format]} model written to {path} ({record['quantizer']}), "
+              f"calibrated on {calibration['count']} {calibration['split']} images of "
+              f"{calibration['dataset']} (seed {calibration['seed']}); top-1 agrees with Keras on "
+              f"{agreement:.1f}% of them; record in {out / 'quantization.json'}.")
+        return EXIT_OK
     shape = "x".join(str(d) for d in info["input"]["shape"][1:3])
     print(f"{runtimes.RUNTIME_NAMES[args.format]} model written to {path}: input "
           f"'{runtimes.INPUT_NAME}' uint8 [N, {shape}, 3], output '{runtimes.OUTPUT_NAME}' float32 "
@@ -285,6 +297,14 @@ def build_parser():
     export.add_argument("--flip", action="store_true",
                         help="saved_model only: serve the mean of each image's and its mirror's "
                              "probabilities (test-time flip; off by default)")
+    export.add_argument("--int8", action="store_true",
+                        help="onnx, openvino, litert: post-training static int8 quantization with the "
+                             "runtime's own quantizer (openvino needs nncf: the openvino extra)")
+    export.add_argument("--calibration", default=None, metavar="DATASET",
+                        help="with --int8: folder:PATH or a tfds name whose train split calibrates "
+                             "(never the test split); default: the card's / run's dataset if it is here")
+    export.add_argument("--calibration_count", "--calibration-count", type=int, default=None,
+                        help="with --int8: how many training images (seeded sample; default 512)")
     export.set_defaults(run=cmd_export)
 
     train = commands.add_parser(

@@ -28,6 +28,13 @@ works loaded by path in a process without Keras, TensorFlow or keras_preact, as
 tests/test_runtimes.py runs it (importing it as `keras_preact.runtimes` imports the
 package, and so Keras).
 
+`--int8` (`export_model(..., int8=True, calibration=...)`) writes a post-training int8
+model instead, quantized by the runtime's own tool and calibrated on training images
+(keras_preact/quantization.py): same input and output, plus `quantization.json`, the record
+of the method and the calibration set. Its check is looser (int8 changes the numbers): it
+must run on 1 and 5 images, give probabilities that sum to 1, and give the Keras model's
+top-1 class on at least `INT8_MIN_AGREEMENT` of the calibration images.
+
 OpenVINO's CPU plugin runs in bfloat16 by default on CPUs with AVX512_BF16 or AMX;
 `load_predictor` compiles with `INFERENCE_PRECISION_HINT=f32`, without which the
 probabilities of the CIFAR zoo models differ from Keras' by up to 0.035.
@@ -55,6 +62,11 @@ RUNTIME_DISTRIBUTIONS = {"saved_model": "tensorflow-cpu", "onnx": "onnxruntime",
 RUNTIME_NAMES = {"saved_model": "TF SavedModel", "onnx": "ONNX Runtime", "openvino": "OpenVINO",
                  "litert": "LiteRT"}
 AGREEMENT_TOLERANCE = 1e-4
+# An int8 export must give the Keras model's top-1 class on this share of its calibration images.
+INT8_MIN_AGREEMENT = 0.9
+INT8_SUM_TOLERANCE = 1e-3  # |sum of an image's probabilities - 1|: the Softmax stays float in int8 exports
+# The modules the int8 path needs beyond the format's own (keras_preact/quantization.py), by extra.
+INT8_MODULES = {"onnx": ("onnxruntime.quantization",), "openvino": ("nncf",), "litert": ("tensorflow",)}
 OPENVINO_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
 
 
@@ -71,19 +83,22 @@ def _installed(module):
         return False
 
 
-def missing_modules(fmt):
-    """The modules `fmt` needs that are not installed (empty when it can be used)."""
-    return [name for name in EXTRA_MODULES.get(fmt, ()) if not _installed(name)]
+def missing_modules(fmt, int8=False):
+    """The modules `fmt` (its int8 export when `int8`) needs that are not installed (empty: it can be used)."""
+    names = EXTRA_MODULES.get(fmt, ()) + (INT8_MODULES.get(fmt, ()) if int8 else ())
+    return [name for name in dict.fromkeys(names) if not _installed(name)]
 
 
-def require(fmt):
-    """Raise MissingExtraError (one line: which extra to install) unless `fmt` can be used."""
+def require(fmt, int8=False):
+    """Raise MissingExtraError (one line: which extra to install) unless `fmt` (`--int8`) can be used."""
     if fmt not in FORMATS:
         raise ValueError(f"Unknown format {fmt!r}; valid formats are {', '.join(FORMATS)}.")
-    missing = missing_modules(fmt)
+    if int8 and fmt not in INT8_MODULES:
+        raise ValueError(f"--int8 is available for --format {', '.join(INT8_MODULES)}, not {fmt}.")
+    missing = missing_modules(fmt, int8)
     if missing:
         raise MissingExtraError(
-            f"--format {fmt} needs {' and '.join(missing)}, which "
+            f"--format {fmt}{' --int8' if int8 else ''} needs {' and '.join(missing)}, which "
             f"{'is' if len(missing) == 1 else 'are'} not installed: "
             f'pip install "keras-preact[{fmt}]"'
         )
@@ -176,7 +191,8 @@ def export_litert(wrapped, path):
 EXPORTERS = {"onnx": export_onnx, "openvino": export_openvino, "litert": export_litert}
 
 
-def export_model(model, out_dir, fmt, *, class_names, source=None, check=True):
+def export_model(model, out_dir, fmt, *, class_names, source=None, check=True, int8=False,
+                 calibration=None):
     """Write `model` to `out_dir` in format `fmt`; return the artifact's path.
 
     Args:
@@ -187,6 +203,11 @@ def export_model(model, out_dir, fmt, *, class_names, source=None, check=True):
         source: str or None. What was exported (a zoo name, a run directory), for model_info.json.
         check: bool. Run the artifact on 1 and 5 images and compare with Keras (default True;
             benchmarks that measure the agreement themselves turn it off).
+        int8: bool. Post-training static int8 quantization with the runtime's own tool
+            (onnx, openvino, litert; keras_preact/quantization.py).
+        calibration: with int8, a `quantization.Calibration` (training images and their
+            record), or a dataset ("folder:PATH", a tfds name) whose training split gives
+            `quantization.DEFAULT_COUNT` seeded images.
 
     Raises:
         MissingExtraError: the format's packages are not installed.
@@ -195,15 +216,29 @@ def export_model(model, out_dir, fmt, *, class_names, source=None, check=True):
     """
     from keras_preact import export
 
-    require(fmt)
+    require(fmt, int8)
     if fmt == "saved_model":
         return export.export_model(model, out_dir, class_names=class_names)
     export._check_exportable(model, class_names)
+    height, width, _ = (int(d) for d in model.inputs[0].shape[1:])
+    if int8:
+        from keras_preact import quantization
+
+        if calibration is None:
+            raise ValueError("an int8 export needs training images to calibrate on: pass a dataset "
+                             "(--calibration folder:PATH) whose train/ split is sampled.")
+        if not isinstance(calibration, quantization.Calibration):
+            calibration = quantization.calibration_set(calibration, height=height, width=width)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = EXPORTERS[fmt](pixel_model(model), out_dir / ARTIFACTS[fmt])
-    height, width, _ = (int(d) for d in model.inputs[0].shape[1:])
-    difference = _check_against_keras(model, out_dir, fmt, height, width) if check else None
+    if int8:
+        path = quantization.QUANTIZERS[fmt](pixel_model(model), out_dir / ARTIFACTS[fmt], calibration)
+        checked = _check_int8(model, out_dir, fmt, calibration.images) if check else {}
+        difference = checked.get("max_abs_diff_vs_keras")
+        quantization.write_record(out_dir, fmt, calibration, check=checked or None)
+    else:
+        path = EXPORTERS[fmt](pixel_model(model), out_dir / ARTIFACTS[fmt])
+        difference = _check_against_keras(model, out_dir, fmt, height, width) if check else None
     info = {
         "format": fmt,
         "file": ARTIFACTS[fmt],
@@ -219,8 +254,41 @@ def export_model(model, out_dir, fmt, *, class_names, source=None, check=True):
     }
     if fmt == "openvino":
         info["compile_config"] = OPENVINO_CONFIG
+    info["precision"] = "int8" if int8 else "float32"
+    if int8:
+        info["quantization"] = "quantization.json"
     (out_dir / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
     return path
+
+
+def _check_int8(model, out_dir, fmt, calibration_images):
+    """Run an int8 export on 1, 5 and the calibration images; ValueError if it is not the model any more.
+
+    Returns {"max_abs_diff_vs_keras", "top1_agreement_calibration", "num_examples"}.
+    """
+    expected = keras_probabilities(model, calibration_images)
+    try:
+        predict = load_predictor(out_dir, fmt)
+        one, five = predict(calibration_images[:1]), predict(calibration_images[:5])
+        every = np.concatenate([predict(calibration_images[i:i + 256])
+                                for i in range(0, len(calibration_images), 256)])
+    except Exception as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"The int8 {fmt} export in {out_dir} does not run in {runtime_version(fmt)}: "
+                         f"{first_line}") from error
+    if one.shape != expected[:1].shape or five.shape != expected[:5].shape:
+        raise ValueError(f"The int8 {fmt} export in {out_dir} answers shapes {one.shape} and {five.shape} "
+                         f"for 1 and 5 images; the Keras model answers {expected.shape[1:]} per image.")
+    sums = float(np.abs(every.sum(-1) - 1).max())
+    agreement = float((every.argmax(-1) == expected.argmax(-1)).mean())
+    if not sums <= INT8_SUM_TOLERANCE or not agreement >= INT8_MIN_AGREEMENT:
+        raise ValueError(
+            f"The int8 {fmt} export in {out_dir} is not the model any more: top-1 agrees with Keras on "
+            f"{100 * agreement:.1f}% of the {len(every)} calibration images (at least "
+            f"{100 * INT8_MIN_AGREEMENT:.0f}% expected), probabilities sum to 1 within {sums:.1e}. Try more "
+            "calibration images, or report this with your runtime versions.")
+    return {"max_abs_diff_vs_keras": float(np.abs(every - expected).max()),
+            "top1_agreement_calibration": round(agreement, 4), "num_examples": int(len(every))}
 
 
 def _check_against_keras(model, out_dir, fmt, height, width):
@@ -256,21 +324,51 @@ def keras_probabilities(model, images):
     return np.asarray(export._probabilities_fn(model)(scores), dtype=np.float32)
 
 
-def export_zoo_model(name, out_dir, fmt):
-    """Export zoo model `name` (weights verified against its card) as `fmt`; return the artifact's path."""
+def export_zoo_model(name, out_dir, fmt, *, int8=False, calibration=None, calibration_count=None):
+    """Export zoo model `name` (weights verified against its card) as `fmt`; return the artifact's path.
+
+    int8: calibrated on `calibration` (a dataset; default: the card's dataset, when it is here),
+    `calibration_count` training images (default `quantization.DEFAULT_COUNT`).
+    """
     from keras_preact import zoo
 
-    return export_model(zoo.load_model(name), out_dir, fmt, class_names=zoo.get_card(name)["class_names"],
-                        source=f"zoo:{name}")
+    card = zoo.get_card(name)
+    model = zoo.load_model(name)
+    if int8:
+        calibration = _calibration(model, calibration, calibration_count,
+                                   card.get("evaluation", {}).get("dataset"), f"zoo model {name}'s card")
+    return export_model(model, out_dir, fmt, class_names=card["class_names"], source=f"zoo:{name}",
+                        int8=int8, calibration=calibration)
 
 
-def export_run(model_dir, out_dir, fmt):
-    """Export a training run directory's final weights as `fmt`; return the artifact's path."""
+def export_run(model_dir, out_dir, fmt, *, int8=False, calibration=None, calibration_count=None):
+    """Export a training run directory's final weights as `fmt`; return the artifact's path (int8: as above)."""
     from keras_preact import export
 
     run = export.read_run(model_dir)
-    return export_model(export.build_trained_model(run), out_dir, fmt, class_names=run.class_names,
-                        source=f"run:{Path(model_dir).name}")
+    model = export.build_trained_model(run)
+    if int8:
+        calibration = _calibration(model, calibration, calibration_count, run.record.get("dataset"),
+                                   f"{Path(model_dir) / export.RUN_FILE}")
+    return export_model(model, out_dir, fmt, class_names=run.class_names,
+                        source=f"run:{Path(model_dir).name}", int8=int8, calibration=calibration)
+
+
+def _calibration(model, dataset, count, default, where):
+    """The calibration set of `dataset` (or the recorded `default` dataset, when it exists here)."""
+    from keras_preact import quantization
+
+    if dataset is None:
+        readable = default and (not default.startswith("folder:") or os.path.exists(default[len("folder:"):]))
+        if not readable:
+            raise ValueError(
+                "--int8 needs training images to calibrate on: pass --calibration folder:PATH (a "
+                f"PATH/train/<class>/*.jpg tree or its .tar.gz)"
+                + (f"; the dataset {where} names, {default}, is not here." if default else "."))
+        dataset = default
+    height, width, _ = (int(d) for d in model.inputs[0].shape[1:])
+    return quantization.calibration_set(dataset, height=height, width=width,
+                                        count=quantization.DEFAULT_COUNT if count is None else count)
 
 
 # --- Running an export (NumPy and the format's runtime only) -------------------------------

@@ -265,6 +265,12 @@ BAD_INPUTS = ("rank_3", "four_channels", "other_size", "float_0_to_1", "bytes", 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_bad_input_is_an_error_never_a_silent_answer(fmt, tiny_zoo, work, cifar_slice):
     report, _, _ = served(fmt, work, cifar_slice)
+    assert_rejects_bad_input(fmt, report, classes=len(CLASS_NAMES))
+
+
+def assert_rejects_bad_input(fmt, report, *, classes):
+    """SERVE_SCRIPT's report on bad input: load_predictor raises a clear ValueError for each, and the
+    runtime's own API raises too, except for the documented SILENT_IN_RAW_RUNTIME cases."""
     bad = report["bad"]
     expected_messages = {"rank_3": "expected a batch [N, H, W, 3]", "four_channels": "expected 3 (RGB) channels",
                          "other_size": "expected 32x32 images", "float_0_to_1": "got float32 pixels",
@@ -272,13 +278,13 @@ def test_bad_input_is_an_error_never_a_silent_answer(fmt, tiny_zoo, work, cifar_
     for name in BAD_INPUTS:
         ours, raw = bad[name]["predictor"], bad[name]["raw"]
         if name == "empty":  # no images, no rows: what the SavedModel answers
-            assert ours == {"shape": [0, len(CLASS_NAMES)]}, ours
+            assert ours == {"shape": [0, classes]}, ours
             # The runtimes differ, and OpenVINO differs by network (its MaxPool refuses a batch of 0):
             # zero rows or an error, never rows of numbers.
-            assert raw == {"shape": [0, len(CLASS_NAMES)]} or "error" in raw, raw
+            assert raw == {"shape": [0, classes]} or "error" in raw, raw
             continue
         if fmt == "saved_model" and name == "other_size":
-            assert ours == {"shape": [2, len(CLASS_NAMES)]} and raw == ours  # resized in-graph
+            assert ours == {"shape": [2, classes]} and raw == ours  # resized in-graph
             continue
         assert ours["error"] == "ValueError" and expected_messages[name] in ours["message"], (name, ours)
         if name in SILENT_IN_RAW_RUNTIME[fmt]:

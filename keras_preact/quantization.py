@@ -1,0 +1,261 @@
+"""Post-training static int8 quantization of the ONNX, OpenVINO and LiteRT exports.
+
+    keras-preact export --model NAME --format onnx|openvino|litert --int8 [--calibration DATASET] --out DIR
+
+Each runtime's own quantizer does the work, on the same pixel model the float exports
+take (`runtimes.pixel_model`: uint8 pixels in, normalization inside, float32
+probabilities out), so the int8 artifact has the float export's input and output:
+
+- ONNX Runtime: `onnxruntime.quantization.quantize_static` on the float ONNX file after
+  `quant_pre_process` (shape inference and ONNX Runtime's graph optimizations, which fold
+  batch norm into the convolutions), QDQ format, int8 weights per output channel, uint8
+  activations, MinMax calibration. The Softmax stays float.
+- OpenVINO: NNCF's `nncf.quantize` on the float IR (its default, symmetric "performance"
+  preset, which folds batch norm first, and fast bias correction); `subset_size` is the
+  calibration set's size. NNCF leaves the Softmax float.
+- LiteRT: the TFLite converter's full-integer path (`optimizations=[tf.lite.Optimize.DEFAULT]`,
+  a `representative_dataset`, int8 builtin kernels); the input stays uint8 (the graph's
+  first op casts it), the output float32. The Softmax is kept float with the converter's
+  quantization debugger (`denylisted_ops=["SOFTMAX"]`), so probabilities sum to 1 instead of
+  being multiples of 1/256.
+
+Calibration images come from a dataset's training split, never its test split (the split
+the accuracy is measured on): `calibration_set` refuses any other split, and a dataset path
+that is itself a test folder. It takes a fixed, seeded sample of `count` training files
+and records what it took (dataset, split, count, seed, sha256 of the sorted list of file
+names) in the export folder's `quantization.json`.
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_COUNT = 512
+DEFAULT_SEED = 0
+CALIBRATION_SPLIT = "train"
+RECORD_FILE = "quantization.json"
+# Modules the int8 path needs beyond the float export's, by format (the extra that installs them).
+QUANTIZER_MODULES = {"onnx": ("onnxruntime.quantization",), "openvino": ("nncf",), "litert": ("tensorflow",)}
+METHODS = {
+    "onnx": "onnxruntime.quantization.quantize_static after quant_pre_process: QDQ, int8 weights per "
+            "channel, uint8 activations, MinMax calibration; Softmax kept float32",
+    "openvino": "nncf.quantize (preset performance: symmetric int8 weights per channel and activations, "
+                "fast bias correction); Softmax kept float32",
+    "litert": "TFLiteConverter full-integer quantization (Optimize.DEFAULT, representative_dataset, "
+              "TFLITE_BUILTINS_INT8); uint8 input, float32 output; Softmax kept float32 "
+              "(QuantizationDebugger denylisted_ops)",
+}
+
+
+@dataclass
+class Calibration:
+    """Calibration images (uint8 `[N, H, W, 3]`) and the record of where they came from."""
+
+    images: np.ndarray
+    record: dict = field(default_factory=dict)
+
+
+def _refuse_split(split, what):
+    if split != CALIBRATION_SPLIT:
+        raise ValueError(
+            f"int8 calibration takes images from the training split only, not {split!r} ({what}): "
+            "calibrating on the images the accuracy is measured on would tune the int8 model on its "
+            f"own test. Pass the dataset (its {CALIBRATION_SPLIT}/ split is used).")
+
+
+def calibration_set(dataset, *, height, width, count=DEFAULT_COUNT, seed=DEFAULT_SEED,
+                    split=CALIBRATION_SPLIT, data_dir=None):
+    """A seeded sample of `count` images of `dataset`'s training split, at `height` x `width`.
+
+    Args:
+        dataset: "folder:PATH" (a `PATH/train/<class>/*.jpg` tree or its .tar.gz) or a tfds name.
+        height, width: the model's input size (other sizes are resized, bilinear with antialias,
+            as the SavedModel does).
+        count: int. How many images (without replacement).
+        seed: int. Seed of the sample.
+        split: must be "train": any other split (the test split) is refused.
+
+    Raises:
+        ValueError: another split than "train", a folder path that is a split folder other than
+            train/, too few images, or a dataset that cannot be read.
+    """
+    from keras_preact import data
+    from keras_preact.zoo.publish import _portable_dataset
+
+    _refuse_split(split, "--calibration takes no other split")
+    if count < 1:
+        raise ValueError(f"the calibration set needs at least 1 image; got {count}")
+    kind, ref = data.parse_dataset(dataset)
+    if kind == "folder":
+        if os.path.basename(os.path.normpath(ref)) in set(data.SPLITS) - {CALIBRATION_SPLIT}:
+            _refuse_split(os.path.basename(os.path.normpath(ref)), f"{dataset} is a split folder")
+        report = data.check_folder(ref, splits=(CALIBRATION_SPLIT,))
+        bad = {path for path, _ in report.bad_files}
+        files = sorted(os.path.relpath(path, ref) for paths in report.files[CALIBRATION_SPLIT].values()
+                       for path in paths if path not in bad)
+        chosen = _choose(len(files), count, seed, dataset)
+        names = [files[i] for i in chosen]
+        images = np.stack([_decode(Path(ref, name).read_bytes(), height, width) for name in names])
+        listing = "\n".join(name.replace(os.sep, "/") for name in names)
+        source = {"files_sha256": hashlib.sha256(listing.encode()).hexdigest(),
+                  "files": f"{len(files)} images in {CALIBRATION_SPLIT}/; the sorted relative paths of "
+                           "the chosen ones, one a line, hash to files_sha256"}
+    else:
+        stream, info = data.load_split(dataset, CALIBRATION_SPLIT, data_dir=data_dir)
+        chosen = _choose(int(info.num_examples), count, seed, dataset)
+        wanted, picked = set(int(i) for i in chosen), []
+        for index, (image, _) in enumerate(stream):
+            if index in wanted:
+                picked.append(_resize(image.numpy(), height, width))
+                if len(picked) == len(wanted):
+                    break
+        images = np.stack(picked)
+        listing = "\n".join(str(int(i)) for i in chosen)
+        source = {"indices_sha256": hashlib.sha256(listing.encode()).hexdigest(),
+                  "files": f"{int(info.num_examples)} examples in tfds {CALIBRATION_SPLIT}; the chosen "
+                           "indices (in the split's order), one a line, hash to indices_sha256"}
+    record = {"dataset": _portable_dataset(dataset), "split": CALIBRATION_SPLIT, "count": int(len(images)),
+              "seed": int(seed), "selection": "numpy.random.default_rng(seed).choice(n, count, replace=False), "
+                                              "sorted", **source}
+    return Calibration(images=images, record=record)
+
+
+def _choose(available, count, seed, dataset):
+    if available < count:
+        raise ValueError(f"{dataset} has {available} training images; the calibration set asks for {count}")
+    return np.sort(np.random.default_rng(seed).choice(available, size=count, replace=False))
+
+
+def _decode(image_bytes, height, width):
+    import tensorflow as tf
+
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False, dtype=tf.uint8).numpy()
+    return _resize(image, height, width)
+
+
+def _resize(image, height, width):
+    if image.shape[:2] == (height, width):
+        return image.astype(np.uint8)
+    import tensorflow as tf
+
+    resized = tf.image.resize(image, (height, width), antialias=True).numpy()
+    return np.clip(np.round(resized), 0, 255).astype(np.uint8)
+
+
+# --- The three quantizers -------------------------------------------------------------------
+
+
+def quantize_onnx(wrapped, path, calibration):
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quant_pre_process, quantize_static)
+
+    from keras_preact import runtimes
+
+    logging.getLogger("root").setLevel(logging.ERROR)  # quant_pre_process advises at WARNING
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, images, batch=32):
+            self._batches = iter([images[i:i + batch] for i in range(0, len(images), batch)])
+
+        def get_next(self):
+            batch = next(self._batches, None)
+            return None if batch is None else {runtimes.INPUT_NAME: batch}
+
+    with tempfile.TemporaryDirectory(prefix="keras_preact_int8_") as work:
+        float_path = runtimes.export_onnx(wrapped, Path(work) / "float.onnx")
+        prepared = Path(work) / "prepared.onnx"
+        # ONNX shape inference suffices (only the batch is dynamic); the symbolic one needs sympy.
+        quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
+        softmax = [node.name for node in onnx.load(str(prepared)).graph.node if node.op_type == "Softmax"]
+        quantize_static(str(prepared), str(path), Reader(calibration.images), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=softmax, calibrate_method=CalibrationMethod.MinMax)
+    return path
+
+
+def quantize_openvino(wrapped, path, calibration):
+    import logging
+
+    import nncf
+    import openvino
+
+    from keras_preact import runtimes
+
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory(prefix="keras_preact_int8_") as work:
+        float_path = runtimes.export_openvino(wrapped, Path(work) / "float.xml")
+        model = openvino.Core().read_model(str(float_path))
+        images = calibration.images
+        dataset = nncf.Dataset([images[i:i + 1] for i in range(len(images))])
+        quantized = nncf.quantize(model, dataset, subset_size=len(images))
+        openvino.save_model(quantized, str(path), compress_to_fp16=False)
+    return path
+
+
+def quantize_litert(wrapped, path, calibration):
+    import warnings
+
+    import tensorflow as tf
+
+    from keras_preact import runtimes
+
+    _, height, width, _ = wrapped.inputs[0].shape
+    images = calibration.images
+
+    def representative():
+        for i in range(len(images)):
+            yield [images[i:i + 1]]
+
+    with tempfile.TemporaryDirectory(prefix="keras_preact_int8_") as work:
+        saved = str(Path(work) / "saved_model")
+        wrapped.export(saved, format="tf_saved_model", verbose=False,
+                       input_signature=runtimes._input_signature(height, width))
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        # Int8 kernels for everything but the denylisted Softmax, which needs the float builtins.
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+        converter.inference_input_type = tf.uint8  # the input is uint8 already: it stays so
+        converter.inference_output_type = tf.float32
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=["SOFTMAX"])
+        with warnings.catch_warnings():  # the debugger runs tf.lite.Interpreter, which warns it is deprecated
+            warnings.simplefilter("ignore")
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter, debug_dataset=representative, debug_options=options)
+            flatbuffer = debugger.get_nondebug_quantized_model()
+    Path(path).write_bytes(flatbuffer)
+    return path
+
+
+QUANTIZERS = {"onnx": quantize_onnx, "openvino": quantize_openvino, "litert": quantize_litert}
+
+
+def write_record(out_dir, fmt, calibration, **extra):
+    """`out_dir/quantization.json`: precision, method, quantizer version and the calibration set."""
+    from keras_preact import runtimes
+
+    record = {"precision": "int8", "format": fmt, "method": METHODS[fmt],
+              "quantizer": _quantizer_version(fmt) or runtimes.runtime_version(fmt),
+              "calibration": calibration.record, **extra}
+    (Path(out_dir) / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def _quantizer_version(fmt):
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = {"onnx": ("onnxruntime",), "openvino": ("nncf",), "litert": ("tensorflow-cpu", "tensorflow")}[fmt]
+    for name in names:
+        try:
+            return f"{name} {version(name)}"
+        except PackageNotFoundError:
+            continue
+    return None
