@@ -1,6 +1,13 @@
 """Our keras.applications look-alikes hold their weights in their order and
 compute the same function: `ours.set_weights(theirs.get_weights())` gives the
-same outputs (within 1e-4) on random input."""
+same outputs on random input, exactly (README and docs/models.md say "max
+difference 0.0"; that is what is measured, and asserted).
+
+All nine networks run in the default suite at 64x64 (their stages see 32..2 pixels: every
+conv, pooling and shortcut of the 224x224 network, on a 12x smaller image); the slow suite
+runs them at 224x224. Before the copy, keras.applications' BatchNormalization layers get
+random statistics and affine parameters (fresh ones are all 1s and 0s, under which swapping
+two BN layers of one width would go unnoticed)."""
 
 import re
 
@@ -9,6 +16,7 @@ import numpy as np
 import pytest
 
 import keras_preact
+from keras_preact.registry import imagenet_weight_sources
 
 PAIRS = {
     "ResNet50V2": "resnet50v2",
@@ -21,39 +29,65 @@ PAIRS = {
     "DenseNet169": "densenet169",
     "DenseNet201": "densenet201",
 }
-IN_CI = ("ResNet50V2", "DenseNet121")
+# keras.applications' preprocess_input module of each layout.
+MODES = {"ResNet50": "resnet", "ResNet50V2": "resnet_v2", "DenseNet121": "densenet"}
 
 
-def _check_same_function(application, ours_name):
-    theirs = getattr(keras.applications, application)(weights=None, classifier_activation=None)
-    ours = keras_preact.get_model(ours_name, include_preprocessing=False, classifier_activation=None)
+def test_pairs_are_the_registry_networks_that_load_imagenet_weights():
+    assert {ours: theirs for theirs, ours in PAIRS.items()} == imagenet_weight_sources()
+
+
+def _randomize_batch_norm(model, seed):
+    """Random moving mean/variance and gamma/beta in every BatchNormalization layer of `model`."""
+    rng = np.random.RandomState(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape).astype("float32"),
+                               rng.normal(0, 0.1, beta.shape).astype("float32"),
+                               rng.normal(0, 0.1, mean.shape).astype("float32"),
+                               rng.uniform(0.5, 1.5, variance.shape).astype("float32")])
+
+
+def _pair(application, size, *, include_preprocessing=False):
+    """(theirs, ours): keras.applications' network with random weights, and ours with a copy."""
+    theirs = getattr(keras.applications, application)(
+        weights=None, classifier_activation=None, input_shape=(size, size, 3))
+    _randomize_batch_norm(theirs, seed=3)
+    ours = keras_preact.get_model(PAIRS[application], include_preprocessing=include_preprocessing,
+                                  classifier_activation=None, input_shape=(size, size, 3))
     their_weights = theirs.get_weights()
     assert [w.shape for w in ours.get_weights()] == [w.shape for w in their_weights]
     ours.set_weights(their_weights)
-    x = np.random.RandomState(0).uniform(-1, 1, (2, 224, 224, 3)).astype("float32")
+    return theirs, ours
+
+
+def _check_same_function(application, size):
+    theirs, ours = _pair(application, size)
+    x = np.random.RandomState(0).uniform(-1, 1, (2, size, size, 3)).astype("float32")
     # Logits, not probabilities: near-uniform softmax outputs would hide differences.
-    np.testing.assert_allclose(ours(x, training=False), theirs(x, training=False), atol=1e-4, rtol=0)
+    expected = np.asarray(theirs(x, training=False))
+    assert np.abs(expected).max() > 1e-3 and np.std(expected) > 1e-3, "a trivial output proves nothing"
+    np.testing.assert_array_equal(np.asarray(ours(x, training=False)), expected)
 
 
-@pytest.mark.parametrize("application", IN_CI)
+@pytest.mark.parametrize("application", PAIRS)
 def test_same_weights_same_outputs(application):
-    _check_same_function(application, PAIRS[application])
+    _check_same_function(application, 64)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("application", [a for a in PAIRS if a not in IN_CI])
-def test_same_weights_same_outputs_all(application):
-    _check_same_function(application, PAIRS[application])
+@pytest.mark.parametrize("application", PAIRS)
+def test_same_weights_same_outputs_at_224(application):
+    _check_same_function(application, 224)
 
 
-@pytest.mark.parametrize("application, mode", [("ResNet50V2", "resnet_v2"), ("DenseNet121", "densenet")])
-def test_preprocessing_inside_matches_preprocess_input(application, mode):
+@pytest.mark.parametrize("application", MODES)
+def test_preprocessing_inside_matches_preprocess_input(application):
     """With include_preprocessing=True, raw pixels in == keras' preprocess_input + model."""
-    theirs = getattr(keras.applications, application)(weights=None, classifier_activation=None)
-    ours = keras_preact.get_model(PAIRS[application], classifier_activation=None)
-    ours.set_weights(theirs.get_weights())
-    pixels = np.random.RandomState(1).randint(0, 256, (1, 224, 224, 3)).astype("float32")
-    preprocess = getattr(keras.applications, mode).preprocess_input
+    theirs, ours = _pair(application, 64, include_preprocessing=True)
+    pixels = np.random.RandomState(1).randint(0, 256, (1, 64, 64, 3)).astype("float32")
+    preprocess = getattr(keras.applications, MODES[application]).preprocess_input
     np.testing.assert_allclose(
         ours(pixels, training=False), theirs(preprocess(pixels.copy()), training=False),
         atol=1e-4, rtol=0,
