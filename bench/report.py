@@ -28,6 +28,8 @@ SECTIONS = {
                                  "--out bench/results/train_speed_sweep_avx512.json"),
     "input_pipeline": ("bench/results/input_pipeline.json", "python -m bench.input_pipeline"),
     "serving_latency": ("bench/results/serving_latency.json", "python -m bench.serving_latency"),
+    "int8": ("bench/results/int8.json",
+             "python -m bench.runtime_cards --int8 --dataset folder:../shared/datasets/cifar10-jpeg.tar.gz"),
     "scaling": ("bench/results/scaling.json", "python -m bench.scaling"),
     "densenet_memory": ("bench/results/densenet_memory.json", "python -m bench.densenet_memory"),
     "jpeg_copy": ("bench/results/jpeg_copy.json", "python -m bench.jpeg_copy"),

@@ -19,6 +19,23 @@ on a CPU where its default is bfloat16 the default is measured too (`default_pre
 Then the model's README.md is rendered again from the card (`zoo.cards.render_model_readme`)
 with a table of these numbers appended. Keras' own top-1 must equal the card's, or nothing is
 written: a different number means different data.
+
+int8 (issue 37):
+
+    python -m bench.runtime_cards --int8 --dataset folder:../shared/datasets/cifar10-jpeg.tar.gz
+    python -m bench.runtime_cards --int8 --dataset folder:... --models resnetv2_20_cifar10 --limit 500 \
+        --calibration_count 64 --iters1 20 --iters32 5 --out /tmp/int8.json          # a quick check
+
+exports each model in each of onnx, openvino and litert twice, float32 and `--int8`
+(`runtimes.export_model(..., int8=True)`, calibrated on `--calibration_count` seeded images of
+the same dataset's train split), runs both over the split and records for the int8 model top-1,
+top-5, the agreement of its top-1 with the float export of the same runtime and with Keras, and
+both file sizes; then times both, batch 1 and 32, requests interleaved between all six models
+of the model (median and p90). The JSON goes to `--out` (bench/results/int8.json, whose
+latency table `python -m bench.report` puts in BENCHMARKS.md); on the full split the cards get
+`"runtimes": {"onnx_int8": ..., ...}` beside the float entries, and their READMEs an int8 row
+per runtime. A run with `--limit`, or fewer latency requests than the defaults, is marked
+`quick` and writes no card.
 """
 
 import argparse
@@ -126,16 +143,189 @@ def measure_model(name, images, labels, formats, work, *, command, label, split)
     return entries
 
 
-def write_card(name, entries):
-    """Re-read the card, set its "runtimes" key, write it and its README.md (others may edit other keys)."""
+def write_card(name, entries, merge=False):
+    """Re-read the card, set its "runtimes" key, write it and its README.md (others may edit other keys).
+
+    merge: keep the entries already there that `entries` does not replace (the int8 run adds its own).
+    """
     from keras_preact.zoo.cards import render_model_readme
 
     folder = zoo.model_dir(name)
     card = json.loads((folder / zoo.CARD_FILE).read_text())
-    card["runtimes"] = entries
+    card["runtimes"] = {**card.get("runtimes", {}), **entries} if merge else entries
     (folder / zoo.CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     (folder / "README.md").write_text(render_model_readme(card))
     return folder
+
+
+# --- int8 (issue 37) ---------------------------------------------------------------------------
+
+MODULE = "bench.runtime_cards"
+INT8_FORMATS = ("onnx", "openvino", "litert")
+INT8_OUT = "bench/results/int8.json"
+LATENCY_ITERS = {1: 300, 32: 60}  # requests per model and batch size in a full run
+WARMUP = {1: 10, 32: 3}
+
+
+def artifact_bytes(folder):
+    """Bytes of an export's model files (model.onnx; model.xml + model.bin; model.tflite)."""
+    return sum(f.stat().st_size for f in Path(folder).iterdir()
+               if f.name.startswith("model.") and f.suffix != ".json")
+
+
+def int8_instructions():
+    """The CPU's int8 dot-product / matrix flags (VNNI, AMX), which decide int8 speed."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    return sorted(f for f in flags if "vnni" in f or f.startswith("amx"))
+
+
+def time_interleaved(predictors, images, batches):
+    """{batch: {key: {"p50_ms", "p90_ms", "requests"}}}: requests rotate between the predictors."""
+    from bench import common
+
+    keys = list(predictors)
+    out = {}
+    for batch, iters in batches:
+        pixels = images[:batch] if len(images) >= batch else np.resize(images, (batch,) + images.shape[1:])
+        for key in keys:
+            for _ in range(WARMUP.get(batch, 2)):
+                predictors[key](pixels)
+        times = {key: [] for key in keys}
+        for i in range(iters):
+            for key in keys[i % len(keys):] + keys[:i % len(keys)]:
+                start = time.perf_counter()
+                predictors[key](pixels)
+                times[key].append(time.perf_counter() - start)
+        out[batch] = {"|".join(key): {"p50_ms": 1000 * common.percentile(t, 50),
+                                      "p90_ms": 1000 * common.percentile(t, 90), "requests": len(t)}
+                      for key, t in times.items()}
+    return out
+
+
+def measure_int8(name, images, labels, formats, work, *, dataset, calibration_count, batches, command, label,
+                 split):
+    """({FORMAT_int8: card entry}, latency) of zoo model `name`, float32 and int8 side by side."""
+    from keras_preact import quantization
+
+    card = zoo.get_card(name)
+    model = zoo.load_model(name)
+    reference = run_batches(lambda x: runtimes.keras_probabilities(model, x), images)
+    height, width, _ = card["input"]["shape"]
+    calibration = quantization.calibration_set(dataset, height=height, width=width, count=calibration_count)
+    entries, predictors = {}, {}
+    for fmt in formats:
+        folders = {precision: Path(work) / name / f"{fmt}_{precision}" for precision in ("float32", "int8")}
+        start = time.perf_counter()
+        runtimes.export_model(model, folders["float32"], fmt, class_names=card["class_names"],
+                              source=f"zoo:{name}", check=False)
+        runtimes.export_model(model, folders["int8"], fmt, class_names=card["class_names"], source=f"zoo:{name}",
+                              check=False, int8=True, calibration=calibration)
+        exported = time.perf_counter() - start
+        for precision, folder in folders.items():
+            predictors[(fmt, precision)] = runtimes.load_predictor(folder)
+        float_probabilities = run_batches(predictors[(fmt, "float32")], images)
+        int8_probabilities = run_batches(predictors[(fmt, "int8")], images)
+        record = json.loads((folders["int8"] / quantization.RECORD_FILE).read_text())
+        entry = scores(int8_probabilities, labels, reference)
+        float_scores = scores(float_probabilities, labels, reference)
+        float_bytes, int8_bytes = artifact_bytes(folders["float32"]), artifact_bytes(folders["int8"])
+        entry.update({
+            "precision": "int8",
+            "float32_top1": float_scores["top1"],
+            "float32_top5": float_scores["top5"],
+            "top1_agreement_with_float32": round(float((int8_probabilities.argmax(-1) ==
+                                                        float_probabilities.argmax(-1)).mean()), 4),
+            "file_bytes": int8_bytes,
+            "float32_file_bytes": float_bytes,
+            "size_ratio": round(int8_bytes / float_bytes, 3),
+            "dataset": f"{label}, {split} split",
+            "runtime": predictors[(fmt, "int8")].runtime,
+            "quantizer": record["quantizer"],
+            "method": record["method"],
+            "calibration": record["calibration"],
+            "input": f"uint8 [N, {height}, {width}, 3]",
+            "command": command,
+        })
+        entries[f"{fmt}_int8"] = entry
+        print(f"{name} {fmt} int8: top-1 {entry['top1']} (float32 {entry['float32_top1']}), agreement with float32 "
+              f"{entry['top1_agreement_with_float32']}, size {int8_bytes} / {float_bytes} bytes (export "
+              f"{exported:.0f} s)", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    latency = time_interleaved(predictors, images, batches)
+    print(f"{name}: latency measured in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    return entries, latency
+
+
+def int8_markdown(result):
+    """BENCHMARKS.md's int8 tables: accuracy and size, then latency, float32 beside int8 per runtime."""
+    from bench import common
+
+    accuracy, latency = [], []
+    for name, res in result["models"].items():
+        for key, e in res["entries"].items():
+            fmt = key[:-len("_int8")]
+            accuracy.append([name, runtimes.RUNTIME_NAMES[fmt], f"{100 * e['float32_top1']:.2f}%",
+                             f"{100 * e['top1']:.2f}%", f"{100 * (e['top1'] - e['float32_top1']):+.2f}",
+                             f"{100 * e['top1_agreement_with_float32']:.2f}%",
+                             f"{e['float32_file_bytes'] / 1e6:.2f} MB -> {e['file_bytes'] / 1e6:.2f} MB "
+                             f"({e['size_ratio']:.2f}x)"])
+        for batch, stats in res["latency"].items():
+            for fmt in res["formats"]:
+                f32, i8 = stats[f"{fmt}|float32"], stats[f"{fmt}|int8"]
+                latency.append([name, batch, runtimes.RUNTIME_NAMES[fmt],
+                                f"{common.fmt(f32['p50_ms'], 2)} / {common.fmt(f32['p90_ms'], 2)}",
+                                f"{common.fmt(i8['p50_ms'], 2)} / {common.fmt(i8['p90_ms'], 2)}",
+                                f"{f32['p50_ms'] / i8['p50_ms']:.2f}x / {f32['p90_ms'] / i8['p90_ms']:.2f}x",
+                                common.fmt(1000 * int(batch) / i8["p50_ms"], 0)])
+    flags = ", ".join(result["int8_instructions"]) or "none"
+    first = next(iter(result["models"].values()))["entries"]
+    calibration = next(iter(first.values()))["calibration"] if first else {}
+    lines = [f"int8 (`--int8`) beside float32 in each runtime, {result['num_examples']} {result['split']} images of "
+             f"{result['dataset_label']}; calibrated on {calibration.get('count')} {calibration.get('split')} images "
+             f"(seed {calibration.get('seed')}). CPU int8 instructions: {flags}.", "",
+             common.markdown_table(["zoo model", "runtime", "float32 top-1", "int8 top-1", "change (points)",
+                                    "int8 top-1 = float32 top-1", "file size"], accuracy), "",
+             "Latency, ms per request (median / p90); requests rotate between the float32 and int8 models of all "
+             "runtimes; ratio > 1: int8 is faster.", "",
+             common.markdown_table(["zoo model", "batch", "runtime", "float32 ms", "int8 ms",
+                                    "float32 ÷ int8, p50 / p90", "int8 images/s at median"], latency)]
+    return "\n".join(lines)
+
+
+def int8_main(args, names):
+    from bench import common
+    from keras_preact.zoo.publish import _portable_dataset
+
+    formats = [f for f in (args.formats or ",".join(INT8_FORMATS)).split(",") if f]
+    for fmt in formats:
+        runtimes.require(fmt, int8=True)
+    batches = [(1, args.iters1), (32, args.iters32)]
+    quick = (args.limit is not None or args.iters1 < LATENCY_ITERS[1] or args.iters32 < LATENCY_ITERS[32])
+    dry_run = args.dry_run or quick
+    command = f"python -m bench.runtime_cards --int8 --dataset {_portable_dataset(args.dataset)}"
+    result = common.result_header(MODULE, quick)
+    result.update({"int8_instructions": int8_instructions(), "split": args.split, "models": {}})
+    splits = {}
+    with tempfile.TemporaryDirectory(prefix="runtime_cards_int8_") as work:
+        for name in names:
+            card = zoo.get_card(name)
+            key = tuple(card["class_names"])
+            if key not in splits:
+                splits[key] = load_split(args.dataset, card["class_names"], args.split, args.limit)
+            images, labels = splits[key]
+            result["num_examples"], result["dataset_label"] = int(len(labels)), dataset_label(card)
+            entries, latency = measure_int8(
+                name, images, labels, formats, work, dataset=args.dataset, calibration_count=args.calibration_count,
+                batches=batches, command=command, label=dataset_label(card), split=args.split)
+            result["models"][name] = {"entries": entries, "latency": latency, "formats": formats}
+            if not dry_run:
+                print(f"wrote {write_card(name, entries, merge=True)}", file=sys.stderr)
+    common.finish(result, int8_markdown(result), args.out)
+    return result
 
 
 def main(argv=None):
@@ -143,16 +333,24 @@ def main(argv=None):
     parser.add_argument("--dataset", required=True, help="folder:PATH (a folder or .tar.gz) or a tfds name")
     parser.add_argument("--split", default="test")
     parser.add_argument("--models", default=None, help="comma-separated zoo names (default: the packaged zoo)")
-    parser.add_argument("--formats", default=",".join(runtimes.FORMATS))
+    parser.add_argument("--formats", default=None,
+                        help=f"default: {','.join(runtimes.FORMATS)}; with --int8 {','.join(INT8_FORMATS)}")
     parser.add_argument("--limit", type=int, default=None, help="first N images only (implies --dry_run)")
     parser.add_argument("--dry_run", action="store_true", help="measure and print; write no card")
+    parser.add_argument("--int8", action="store_true", help="int8 beside float32: accuracy, size and latency")
+    parser.add_argument("--calibration_count", type=int, default=512, help="with --int8: training images")
+    parser.add_argument("--iters1", type=int, default=LATENCY_ITERS[1], help="with --int8: batch-1 requests")
+    parser.add_argument("--iters32", type=int, default=LATENCY_ITERS[32], help="with --int8: batch-32 requests")
+    parser.add_argument("--out", default=INT8_OUT, help="with --int8: the result JSON")
     args = parser.parse_args(argv)
     if args.models:
         names = args.models.split(",")
     else:
         names = sorted(card.parent.name for card in zoo.PACKAGED_ZOO.glob(f"*/{zoo.CARD_FILE}"))
         os.environ.pop(zoo.ZOO_ENV, None)  # the packaged cards, not a user's zoo of the same names
-    formats = [f for f in args.formats.split(",") if f]
+    if args.int8:
+        return int8_main(args, names)
+    formats = [f for f in (args.formats or ",".join(runtimes.FORMATS)).split(",") if f]
     for fmt in formats:
         runtimes.require(fmt)
     dry_run = args.dry_run or args.limit is not None

@@ -94,11 +94,25 @@ def _runtimes_section(card):
     first = next(iter(entries.values()))
     rows = ["| runtime | input | top-1 | top-5 | max \\|probability difference\\| vs Keras | top-1 differs from Keras |",
             "|---|---|---|---|---|---|"]
+    notes = []
     for fmt, entry in entries.items():
-        rows.append(f"| {RUNTIME_NAMES.get(fmt, fmt)} (`--format {fmt}`, {entry['runtime']}) "
+        if entry.get("precision") == "int8":  # "onnx_int8": `--format onnx --int8` (bench/runtime_cards.py --int8)
+            base = fmt[:-len("_int8")]
+            label = f"{RUNTIME_NAMES.get(base, base)}, int8 (`--format {base} --int8`, {entry['runtime']})"
+            calibration = entry["calibration"]
+            notes.append(
+                f"{RUNTIME_NAMES.get(base, base)} int8 ({entry['quantizer']}): top-1 "
+                f"{100 * (entry['top1'] - entry['float32_top1']):+.2f} points from the float32 export's "
+                f"{100 * entry['float32_top1']:.2f}%, same top-1 class as it on "
+                f"{100 * entry['top1_agreement_with_float32']:.2f}% of the images, file "
+                f"{entry['size_ratio']:.2f}x its size ({entry['file_bytes'] / 1e6:.2f} MB); calibrated on "
+                f"{calibration['count']} `{calibration['split']}` images of `{calibration['dataset']}` (seed "
+                f"{calibration['seed']}, file list sha256 `{calibration.get('files_sha256', '')[:16]}...`).")
+        else:
+            label = f"{RUNTIME_NAMES.get(fmt, fmt)} (`--format {fmt}`, {entry['runtime']})"
+        rows.append(f"| {label} "
                     f"| {entry['input']} | {100 * entry['top1']:.2f}% | {100 * entry['top5']:.2f}% "
                     f"| {entry['max_abs_diff']:.1e} | {entry['top1_differs']} of {entry['num_examples']} |")
-    notes = []
     default = entries.get("openvino", {}).get("default_precision")
     if default:
         notes.append(
