@@ -35,6 +35,11 @@ SECTIONS = {
     "jpeg_copy": ("bench/results/jpeg_copy.json", "python -m bench.jpeg_copy"),
     "cpu_training": ("bench/results/cpu_training.json", "python -m bench.cpu_training"),
     "cpu_training_sweep": ("bench/results/cpu_training_sweep.json", "python -m bench.cpu_training --sweep"),
+    "cpu_training_sweep_r164": ("bench/results/cpu_training_sweep_r164.json",
+                                "python -m bench.cpu_training --sweep --models resnetv2_164 --variants "
+                                "ours,fused_sgd,batch64,batch256,xla_grads,channels_first,bf16 --rounds 3 --steps 2 "
+                                "--warmup 2 --out bench/results/cpu_training_sweep_r164.json"),
+    "optimizer_update": ("bench/results/optimizer_update.json", "python -m bench.optimizer_update --rounds 3"),
     "profile_step": ("bench/results/profile_step.json", "python -m bench.profile_step"),
     "profile_step_before": ("bench/results/profile_step_before.json",
                             "python -m bench.profile_step --variant before"),

@@ -214,6 +214,16 @@ def test_densenet_memory_quick(tmp_path):
 # ----------------------------------------------------------------------------- bench.report
 
 
+def test_optimizer_update_quick_times_each_update_beside_the_whole_step(tmp_path):
+    stdout, result = run_quick("bench.optimizer_update", tmp_path)
+    (row,) = result["rows"]
+    assert row["variables"] == 25  # pre-act ResNet-8: 8 convs + 8 batch norms x 2 + dense kernel and bias
+    assert set(row["ms"]) == {"step", "keras", "keras_ema", "fused"} and all(v > 0 for v in row["ms"].values())
+    (printed,) = table_rows(stdout, ["model", "trainable variables", "training step ms"])
+    share = 100 * row["ms"]["keras"] / row["ms"]["step"]
+    assert printed[3] == f"{row['ms']['keras']:,.1f} ({share:.1f}%)"
+
+
 def _fake_results(root, quick=False):
     results = root / "bench" / "results"
     results.mkdir(parents=True)
