@@ -17,6 +17,9 @@ symbolically, at 224x224 as at 32x32), so every network is counted at its regist
 """
 
 import functools
+import inspect
+import json
+import pathlib
 import re
 
 import keras
@@ -24,6 +27,9 @@ import pytest
 
 import keras_preact
 from keras_preact.registry import MEASURED, get_model_spec, list_models
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+MODEL_TABLE = ROOT / "bench" / "results" / "model_table.json"
 
 
 @functools.lru_cache(maxsize=None)
@@ -64,16 +70,53 @@ def test_depth_and_parameters_match_paper(name):
     _check_against_paper(name)
 
 
+def _counts(name):
+    """(count_params(), trainable parameters, multiply-adds per image) of the built network."""
+    model = _built(name)
+    assert model.input_shape[1:] == get_model_spec(name).input_shape
+    return (model.count_params(), keras_preact.count_params(model, trainable_only=True),
+            keras_preact.count_flops(model))
+
+
+@functools.lru_cache(maxsize=None)
+def _models_doc_rows():
+    """{registry name: its row of docs/models.md's table, split into cells}."""
+    text = (ROOT / "docs" / "models.md").read_text(encoding="utf-8")
+    rows = [line.strip("|").split(" | ") for line in text.splitlines() if line.startswith("| `")]
+    return {cells[0].strip().strip("`"): [c.strip() for c in cells] for cells in rows}
+
+
 @pytest.mark.parametrize("name", list_models())
 def test_published_counts_are_the_built_networks(name):
     """registry.MEASURED, recomputed: parameters as keras.applications counts them
     (`model.count_params()`, BN statistics included), trainable parameters, and multiply-adds
-    per image at the registered input size."""
-    model = _built(name)
-    assert model.input_shape[1:] == get_model_spec(name).input_shape
-    measured = (model.count_params(), keras_preact.count_params(model, trainable_only=True),
-                keras_preact.count_flops(model))
+    per image at the registered input size; and every place that prints them says the same:
+    the named builder's docstring, describe_models() (`keras-preact list --all`),
+    docs/models.md's table and bench/results/model_table.json."""
+    params, trainable, multiply_adds = measured = _counts(name)
     assert measured == MEASURED[name], f"{name}: built {measured}, MEASURED says {MEASURED[name]}"
+    row = next(r for r in keras_preact.describe_models() if r["name"] == name)
+    assert (row["params"], row["multiply_adds"]) == (params, multiply_adds)
+    doc = " ".join(inspect.getdoc(getattr(keras_preact, row["builder"])).split())
+    assert f"{params:,} parameters ({trainable:,} trainable" in doc
+    assert f"{multiply_adds:,} multiply-adds ({multiply_adds / 1e9:.2f}G)" in doc
+    cells = _models_doc_rows()[name]
+    assert (cells[3], cells[4]) == (f"{params:,}", f"{trainable:,}"), cells
+    assert cells[5] in (f"{multiply_adds / 1e9:.2f}G", f"{multiply_adds / 1e6:.2f}M"), cells
+    table = {r["name"]: r for r in json.loads(MODEL_TABLE.read_text())["models"]}
+    assert sorted(table) == list_models()
+    assert (table[name]["params"], table[name]["trainable_params"],
+            table[name]["multiply_adds"]) == measured
+    assert table[name]["depth"] == keras_preact.paper_depth(_built(name)) == int(cells[2]), cells
+
+
+def test_readme_counts_of_the_two_resnet50_v2_layouts_are_the_built_networks():
+    """README: `resnetv2_50` and `resnet50v2` differ ... (X vs Y trainable parameters)."""
+    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    stated = re.search(r"\(([\d,]+) vs ([\d,]+) trainable parameters\)", text)
+    assert stated, "README no longer compares the two layouts' trainable parameters"
+    assert "`resnetv2_50` and `resnet50v2`" in text[:stated.start()][-400:]
+    assert stated.groups() == (f"{_counts('resnetv2_50')[1]:,}", f"{_counts('resnet50v2')[1]:,}")
 
 
 def test_every_registered_network_has_measured_counts():

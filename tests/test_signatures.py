@@ -7,8 +7,6 @@ Fast: signatures and refusals build nothing; the escape hatch builds tiny CIFAR 
 
 import ast
 import inspect
-import json
-import pathlib
 import pydoc
 import re
 
@@ -18,7 +16,6 @@ import keras_preact
 from keras_preact import registry
 from keras_preact.registry import (
     KERAS_APPLICATIONS_KWARGS,
-    MEASURED,
     MODEL_TABLE_COLUMNS,
     SAME_NETWORK_KWARGS,
     SAME_NETWORK_OPTIONS,
@@ -32,7 +29,6 @@ NAMED = {n: getattr(keras_preact, n) for n in dir(keras_preact)
 GENERIC = {"resnet": keras_preact.ResNet, "resnetv2": keras_preact.ResNetV2,
            "densenet": keras_preact.DenseNet}
 GENERIC_NAMES = [builder.__name__ for builder in GENERIC.values()]
-MODEL_TABLE = pathlib.Path(__file__).resolve().parents[1] / "bench" / "results" / "model_table.json"
 
 
 def test_one_named_builder_per_registry_name():
@@ -117,13 +113,13 @@ def test_docstring_names_the_paper_depth_params_and_multiply_adds():
 
 
 def _check_numbers_in_docstring(builder):
+    # The counts (parameters, trainable, multiply-adds) are checked against the built network
+    # in tests/test_param_counts.py, not against MEASURED, which the docstring is made from.
     spec = get_model_spec(builder.registry_name)
     doc = " ".join(inspect.getdoc(builder).split())  # unwrapped
-    params, trainable, multiply_adds = MEASURED[spec.name]
     assert f"Reproduces {spec.paper}." in doc
     assert f"Depth {spec.kwargs['depth']} " in doc
-    assert f"{params:,} parameters ({trainable:,} trainable" in doc
-    assert f"{multiply_adds:,} multiply-adds" in doc
+    assert " parameters (" in doc and " multiply-adds (" in doc
     if spec.params:
         assert f"published: {spec.params:,}" in doc
     if spec.error is not None:
@@ -143,18 +139,6 @@ def test_paper_and_keras_layouts_say_what_differs():
                 assert fact in doc, (depth, fact)
         assert f"loads keras.applications.ResNet{depth}V2's ImageNet weights" in keras_layout
         assert "ImageNet weights do not fit it" in paper
-
-
-def test_measured_counts_are_bench_model_table():
-    if not MODEL_TABLE.is_file():
-        pytest.skip("no bench/results/model_table.json (installed package)")
-    rows = json.loads(MODEL_TABLE.read_text())["models"]
-    assert {r["name"]: (r["params"], r["trainable_params"], r["multiply_adds"]) for r in rows} == MEASURED
-    assert sorted(MEASURED) == list_models()
-    for r in rows:
-        # DenseNet-264 has 265 weighted layers by the paper's rule; the paper keeps the name.
-        expected = 265 if r["name"] == "densenet264" else get_model_spec(r["name"]).kwargs["depth"]
-        assert r["depth"] == expected, r["name"]
 
 
 # --- a registry name means one network ---------------------------------------------------
@@ -314,7 +298,7 @@ def test_describe_models_has_one_row_per_name_with_stable_keys():
         spec = get_model_spec(row["name"])
         assert row["builder"].lower() == row["name"] and row["family"] == spec.family
         assert row["input_size"] == ("32x32" if spec.dataset == "cifar" else "224x224")
-        assert row["params"] == MEASURED[row["name"]][0] and row["paper_error"] == spec.error
+        assert row["paper_error"] == spec.error  # params: against the built net, test_param_counts.py
     keras_layout = {r["name"] for r in rows if r["layout"] == "keras.applications"}
     assert keras_layout == {"resnet50", "resnet101", "resnet152", "resnet50v2", "resnet101v2",
                             "resnet152v2", "densenet121", "densenet169", "densenet201"}
