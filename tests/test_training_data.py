@@ -249,8 +249,26 @@ def test_folder_dataset_can_be_a_tar_gz_archive(tmp_path, monkeypatch):
         for split in ("train", "test"):
             tar.add(tree / split, arcname=split)
     monkeypatch.setenv("KERAS_PREACT_CACHE", str(tmp_path / "cache"))
+    # Watch the unpacking itself: every extraction goes through TarFile.extractall.
+    extractions = []
+    extractall = tarfile.TarFile.extractall
+
+    def counting_extractall(self, path=".", *args, **kwargs):
+        extractions.append(path)
+        return extractall(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(tarfile.TarFile, "extractall", counting_extractall)
     ds, info = data.load_split(f"folder:{archive}", "test")
     assert info.class_names == ["cat", "dog"]
     assert len(list(ds)) == 2
+    assert len(extractions) == 1
     first = data.parse_dataset(f"folder:{archive}")[1]
-    assert data.parse_dataset(f"folder:{archive}")[1] == first  # unpacked once, reused
+    assert data.parse_dataset(f"folder:{archive}")[1] == first
+    assert len(extractions) == 1, "unpacked again"  # unpacked once, reused
+    # A changed archive (another sha256) is unpacked again, into another folder.
+    with tarfile.open(archive, "w:gz") as tar:
+        for split in ("train", "test"):
+            tar.add(tree / split, arcname=split)
+        tar.add(tree / "test" / "cat" / "0.jpg", arcname="README.jpg")
+    assert data.parse_dataset(f"folder:{archive}")[1] != first
+    assert len(extractions) == 2
