@@ -13,6 +13,11 @@ Huang et al., "Densely Connected Convolutional Networks" (CVPR 2017).
 
 import os
 
+from keras_preact import _startup
+
+# The `keras-preact` command imports Keras and TensorFlow without their start-up log lines
+# (keras_preact/_startup.py; its --verbose shows them). A library import is unchanged.
+_startup.before_tensorflow()
 # TensorFlow prints INFO notices (CPU feature flags) at import; keep them out
 # of users' output. Warnings and errors still show; an explicit setting wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")

@@ -8,18 +8,22 @@
     keras-preact publish --model_dir RUN_DIR --name NAME --dataset folder:PATH --zoo_dir DIR
     keras-preact zoo-readme [--zoo_dir DIR]
 
+The output is the command's own: TensorFlow's start-up and log lines are held back
+(keras_preact/_startup.py); `--verbose`, anywhere on the line, shows them.
+
 Errors the user can fix (unknown model, bad file, wrong dataset) print one
 line to stderr and exit with status 2; a `--check` that finds a number
 different from the model card exits with status 1.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from pathlib import Path
 
-from keras_preact import zoo
+from keras_preact import _startup, zoo
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
@@ -245,6 +249,9 @@ def build_parser():
         prog="keras-preact",
         description="Use, evaluate, export and publish keras-preact zoo models.",
     )
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up and log lines (hidden by default); "
+                             "may follow the command too")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     listing = commands.add_parser("list", help="list the zoo's trained models")
@@ -341,6 +348,9 @@ def main(argv=None):
     """Entry point of the `keras-preact` console script; returns the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = sys.argv[1:] if argv is None else list(argv)
+    # --verbose acted before this module was imported (keras_preact/_startup.py).
+    verbose = "--verbose" in argv
+    argv = [arg for arg in argv if arg != "--verbose"]
     if argv[:1] == ["train"]:
         # The trainer parses its own flags (argparse would take `--help` and the like as ours).
         return cmd_train(argparse.Namespace(flags=argv[1:]))
@@ -351,8 +361,11 @@ def main(argv=None):
         print()
         _print_zoo_table()
         return EXIT_OK
+    # export's LiteRT check prints TensorFlow Lite's INFO line about its CPU delegate.
+    quiet = args.command == "export" and not verbose
     try:
-        return args.run(args)
+        with _startup.log_lines_held_back() if quiet else contextlib.nullcontext():
+            return args.run(args)
     except ValueError as error:
         print(f"keras-preact {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
