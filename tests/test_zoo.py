@@ -9,6 +9,7 @@ import pytest
 
 import keras_preact
 from keras_preact import zoo
+from keras_preact.data import portable_dataset
 from keras_preact.zoo import cards, evaluation, publish
 from test_zoo_support import (  # noqa: F401 (fixtures)
     ARCHITECTURE,
@@ -48,7 +49,11 @@ def test_publish_writes_the_zoo_layout(tiny_zoo):
     assert card["class_names"] == CLASS_NAMES
     assert card["dataset"] == "tiny-test-jpeg"
     assert card["evaluation"]["num_examples"] == len(CLASS_NAMES) * IMAGES_PER_CLASS
-    assert 0 <= card["top1"] <= card["top5"] <= 1
+    # The card's numbers, recomputed here without the evaluation code: each test JPEG decoded,
+    # the trained model's arg-max compared with its folder's class. Three classes: the label is
+    # always among the best min(5, 3), so top-5 is 1.0 (top-k itself is tested on hand-made
+    # probabilities with 7 classes in test_top_k_hits_on_hand_made_probabilities).
+    assert (card["top1"], card["top5"]) == (round(_tiny_zoo_top1(), zoo.DECIMALS), 1.0)
     assert card["weights"]["sha256"] == zoo.sha256_of(folder / f"{ZOO_NAME}.weights.h5")
     assert card["weights"]["source"] == "local" and "url" not in card["weights"]
     assert card["input"]["shape"] == [32, 32, 3]
@@ -58,9 +63,62 @@ def test_publish_writes_the_zoo_layout(tiny_zoo):
     assert card["evaluation"]["saved_model_agreement"]["max_abs_probability_difference"] <= 1e-5
     # The explicit zoo directory's models come with the packaged ones.
     assert zoo.list_zoo() == sorted([ZOO_NAME, *REAL_MODELS])
-    assert keras_preact.list_zoo() == zoo.list_zoo()
     assert zoo.model_dir(ZOO_NAME) == folder
     assert not [p for p in tiny_zoo.iterdir() if p.name.startswith(".")], "staging left behind"
+
+
+def _tiny_zoo_top1():
+    """Top-1 of the tiny run's model on the test split of image_folder(), computed directly."""
+    import tensorflow as tf
+
+    images, labels = [], []
+    for label, class_name in enumerate(CLASS_NAMES):
+        for path in sorted((image_folder() / "test" / class_name).glob("*.jpg")):
+            images.append(tf.io.decode_jpeg(path.read_bytes(), channels=3).numpy())
+            labels.append(label)
+    probabilities = trained_model().predict(np.stack(images).astype("float32"), verbose=0)
+    return float(np.mean(probabilities.argmax(-1) == np.array(labels)))
+
+
+def test_top_k_hits_on_hand_made_probabilities():
+    """evaluate_predictions' top-1 / top-5 on 7 classes, where top-5 can miss."""
+    import tensorflow as tf
+
+    probabilities = np.array([
+        [.40, .10, .10, .10, .10, .10, .10],  # label 0 best: top-1 and top-5 hit
+        [.30, .05, .05, .35, .05, .10, .10],  # label 0 2nd best: top-5 hit only
+        [.20, .19, .18, .17, .05, .00, .10],  # label 6 5th best: top-5 hit only
+        [.20, .02, .18, .17, .16, .15, .12],  # label 1 7th: both miss
+    ])
+    labels = np.array([0, 0, 6, 1])
+    # Each image carries its row's index in its pixels; predict looks the row up.
+    images = np.repeat(np.arange(4, dtype=np.uint8) * 50, 2 * 2 * 3).reshape(4, 2, 2, 3)
+
+    def predict(batch):
+        return probabilities[np.round(batch[:, 0, 0, 0] / 50).astype(int)]
+
+    data = tf.data.Dataset.from_tensor_slices((images, labels))
+    result = evaluation.evaluate_predictions(predict, data, height=2, width=2, total=4,
+                                             batch_size=3, progress=False)
+    np.testing.assert_array_equal(result.top1_hits, [True, False, False, False])
+    np.testing.assert_array_equal(result.top5_hits, [True, True, True, False])
+    assert result.summary() == {"num_examples": 4, "top1": 0.25, "top5": 0.75}
+    assert result.summary(limit=2) == {"num_examples": 2, "top1": 0.5, "top5": 1.0}
+
+
+def test_list_zoo_is_the_cards_on_disk(tmp_path, monkeypatch):
+    """list_zoo() names each folder that holds a model card, and the card names its folder."""
+    monkeypatch.setenv("KERAS_PREACT_ZOO", str(tmp_path))
+    on_disk = {p.parent.name: json.loads(p.read_text())["name"]
+               for p in (zoo.PACKAGED_ZOO).glob("*/model_card.json")}
+    assert on_disk and all(folder == name for folder, name in on_disk.items())
+    assert keras_preact.list_zoo() == sorted(on_disk)
+    (tmp_path / "no_card_here").mkdir()
+    (tmp_path / "mine").mkdir()
+    first = next(iter(sorted(on_disk)))
+    card = json.loads((zoo.PACKAGED_ZOO / first / "model_card.json").read_text())
+    (tmp_path / "mine" / "model_card.json").write_text(json.dumps({**card, "name": "mine"}))
+    assert keras_preact.list_zoo() == sorted([*on_disk, "mine"])
 
 
 def test_card_params_and_flops_match_the_model(tiny_zoo):
@@ -255,14 +313,14 @@ def test_card_names_the_dataset_by_a_path_that_works_on_other_machines(tmp_path,
     (tmp_path / "shared").symlink_to(tmp_path / "elsewhere")
     monkeypatch.chdir(repo)
     # Inside the working directory or beside it: relative to it, the symlink kept as written.
-    assert publish._portable_dataset(f"folder:{repo / 'data' / 'c10'}") == "folder:data/c10"
+    assert portable_dataset(f"folder:{repo / 'data' / 'c10'}") == "folder:data/c10"
     beside = tmp_path / "shared" / "datasets" / "c10.tar.gz"
-    assert publish._portable_dataset(f"folder:{beside}") == "folder:../shared/datasets/c10.tar.gz"
-    assert (publish._portable_dataset("folder:../shared/datasets/c10.tar.gz")
+    assert portable_dataset(f"folder:{beside}") == "folder:../shared/datasets/c10.tar.gz"
+    assert (portable_dataset("folder:../shared/datasets/c10.tar.gz")
             == "folder:../shared/datasets/c10.tar.gz")
     # Anywhere else there is no portable form: the absolute path, and tfds names untouched.
-    assert publish._portable_dataset("folder:/opt/c10") == "folder:/opt/c10"
-    assert publish._portable_dataset("cifar10") == "cifar10"
+    assert portable_dataset("folder:/opt/c10") == "folder:/opt/c10"
+    assert portable_dataset("cifar10") == "cifar10"
 
 
 def test_card_recipe_names_the_training_command_a_user_can_type(tmp_path, monkeypatch):
