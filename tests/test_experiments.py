@@ -514,3 +514,15 @@ def test_average_checkpoints_is_the_mean_of_every_model_variable():
     mean = average([first, second])
     np.testing.assert_array_equal(mean[0], [2.0, 4.0])
     assert mean[1] == 2.0 and mean[0].dtype == np.float32
+
+
+def test_the_committed_identity_mappings_report_is_what_the_committed_runs_give(tmp_path):
+    """reports/identity_mappings.md says it is generated: the same command over the committed
+    run.json files (parameter counts from the built networks) writes the same text, so a number
+    edited into the report, or a finished run not yet in it, fails this until regenerated."""
+    out = tmp_path / "reports" / "identity_mappings.md"
+    assert R.main(["--out", str(out), "--figures_dir", str(tmp_path / "reports" / "figures")]) == 0
+    committed = os.path.join(G.ROOT, R.DEFAULT_OUT)
+    with open(committed) as f:
+        assert out.read_text() == f.read()
+    assert "Runs finished: 32 of 32" in out.read_text()  # the real runs, not an empty grid
