@@ -392,13 +392,18 @@ def _real_card_dataset(card, monkeypatch):
 
 
 @pytest.mark.parametrize("name", REAL_MODELS)
-@pytest.mark.parametrize("runtime", ["keras", "saved_model"])
-def test_real_zoo_card_reproduces_on_the_ci_slice(name, runtime, monkeypatch):
+@pytest.mark.parametrize("runtime, flip", [("keras", False), ("saved_model", False), ("keras", True)],
+                         ids=["keras", "saved_model", "keras-flip"])
+def test_real_zoo_card_reproduces_on_the_ci_slice(name, runtime, flip, monkeypatch):
+    """Single-crop top-1/top-5 (card's evaluation.ci_slice) and flip-averaged top-1/top-5
+    (card's flip.ci_slice), re-measured from the shipped weights on the first test images."""
     card = json.loads((REAL_ZOO / name / "model_card.json").read_text())
     dataset = _real_card_dataset(card, monkeypatch)
-    limit = card["evaluation"]["ci_slice"]["num_examples"]
-    measured = evaluation.evaluate(name, dataset, runtime=runtime, limit=limit, progress=False)
-    assert evaluation.check_against_card(name, measured.summary()) == []
+    expected = (card["flip"] if flip else card["evaluation"])["ci_slice"]
+    measured = evaluation.evaluate(name, dataset, runtime=runtime, flip=flip,
+                                   limit=expected["num_examples"], progress=False).summary()
+    assert measured == expected
+    assert evaluation.check_against_card(name, measured, flip=flip) == []
 
 
 @pytest.mark.slow
