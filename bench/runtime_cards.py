@@ -298,7 +298,7 @@ def int8_markdown(result):
 
 def int8_main(args, names):
     from bench import common
-    from keras_preact.zoo.publish import _portable_dataset
+    from keras_preact.data import portable_dataset
 
     formats = [f for f in (args.formats or ",".join(INT8_FORMATS)).split(",") if f]
     for fmt in formats:
@@ -306,7 +306,7 @@ def int8_main(args, names):
     batches = [(1, args.iters1), (32, args.iters32)]
     quick = (args.limit is not None or args.iters1 < LATENCY_ITERS[1] or args.iters32 < LATENCY_ITERS[32])
     dry_run = args.dry_run or quick
-    command = f"python -m bench.runtime_cards --int8 --dataset {_portable_dataset(args.dataset)}"
+    command = f"python -m bench.runtime_cards --int8 --dataset {portable_dataset(args.dataset)}"
     result = common.result_header(MODULE, quick)
     result.update({"int8_instructions": int8_instructions(), "split": args.split, "models": {}})
     splits = {}
@@ -354,9 +354,9 @@ def main(argv=None):
     for fmt in formats:
         runtimes.require(fmt)
     dry_run = args.dry_run or args.limit is not None
-    from keras_preact.zoo.publish import _portable_dataset
+    from keras_preact.data import portable_dataset
 
-    command = f"python -m bench.runtime_cards --dataset {_portable_dataset(args.dataset)}"
+    command = f"python -m bench.runtime_cards --dataset {portable_dataset(args.dataset)}"
     splits = {}
     results = {}
     with tempfile.TemporaryDirectory(prefix="runtime_cards_") as work:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -376,6 +377,34 @@ def load_split(dataset: str, split: str, *, data_dir: Optional[str] = None,
 def dataset_identity(dataset: str) -> str:
     kind, ref = parse_dataset(dataset)
     return f"folder:{ref}" if kind == "folder" else ref
+
+
+def portable_path(given):
+    """PATH relative to the working directory when it lies inside it or beside it, else absolute.
+
+    How model cards (keras_preact/zoo/publish.py), int8 calibration records
+    (keras_preact/quantization.py) and benchmark commands name a dataset. Cards are read on
+    other machines, so an absolute path of ours (`/work/shared/...`) would mean nothing
+    there; publishing from a checkout's root gives `../shared/...`, the layout the README
+    documents.
+    """
+    here = Path.cwd()
+    # Compare the paths as written first: `../shared` is often a symlink, and resolving it
+    # would turn the portable `../shared/...` back into wherever the link points.
+    for resolve in (os.path.abspath, os.path.realpath):
+        path, repo = Path(resolve(given)), Path(resolve(str(here)))
+        if path.is_relative_to(repo):
+            return str(path.relative_to(repo))
+        if path.is_relative_to(repo.parent):
+            return str(Path('..') / path.relative_to(repo.parent))
+    return os.path.abspath(given)
+
+
+def portable_dataset(dataset):
+    """`folder:PATH` with PATH made portable (`portable_path`); tfds names as they are."""
+    if not dataset or not dataset.startswith(FOLDER_PREFIX):
+        return dataset
+    return f"folder:{portable_path(dataset[len(FOLDER_PREFIX):])}"
 
 
 def materialize(dataset: str, split: str, *, data_dir=None, download=False,

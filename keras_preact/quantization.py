@@ -24,6 +24,11 @@ the accuracy is measured on): `calibration_set` refuses any other split, and a d
 that is itself a test folder. It takes a fixed, seeded sample of `count` training files
 and records what it took (dataset, split, count, seed, sha256 of the sorted list of file
 names) in the export folder's `quantization.json`.
+
+Imports go one way: this module takes the float converters and the input name from
+keras_preact/formats.py and datasets from keras_preact/data.py; keras_preact/runtimes.py
+(`export_model(..., int8=True)`) imports it, never the other way round. The modules the
+int8 path needs are `formats.INT8_MODULES`.
 """
 
 import hashlib
@@ -35,12 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_preact import data, formats
+
 DEFAULT_COUNT = 512
 DEFAULT_SEED = 0
 CALIBRATION_SPLIT = "train"
 RECORD_FILE = "quantization.json"
-# Modules the int8 path needs beyond the float export's, by format (the extra that installs them).
-QUANTIZER_MODULES = {"onnx": ("onnxruntime.quantization",), "openvino": ("nncf",), "litert": ("tensorflow",)}
 METHODS = {
     "onnx": "onnxruntime.quantization.quantize_static after quant_pre_process: QDQ, int8 weights per "
             "channel, uint8 activations, MinMax calibration; Softmax kept float32",
@@ -84,9 +89,6 @@ def calibration_set(dataset, *, height, width, count=DEFAULT_COUNT, seed=DEFAULT
         ValueError: another split than "train", a folder path that is a split folder other than
             train/, too few images, or a dataset that cannot be read.
     """
-    from keras_preact import data
-    from keras_preact.zoo.publish import _portable_dataset
-
     _refuse_split(split, "--calibration takes no other split")
     if count < 1:
         raise ValueError(f"the calibration set needs at least 1 image; got {count}")
@@ -119,7 +121,7 @@ def calibration_set(dataset, *, height, width, count=DEFAULT_COUNT, seed=DEFAULT
         source = {"indices_sha256": hashlib.sha256(listing.encode()).hexdigest(),
                   "files": f"{int(info.num_examples)} examples in tfds {CALIBRATION_SPLIT}; the chosen "
                            "indices (in the split's order), one a line, hash to indices_sha256"}
-    record = {"dataset": _portable_dataset(dataset), "split": CALIBRATION_SPLIT, "count": int(len(images)),
+    record = {"dataset": data.portable_dataset(dataset), "split": CALIBRATION_SPLIT, "count": int(len(images)),
               "seed": int(seed), "selection": "numpy.random.default_rng(seed).choice(n, count, replace=False), "
                                               "sorted", **source}
     return Calibration(images=images, record=record)
@@ -157,8 +159,6 @@ def quantize_onnx(wrapped, path, calibration):
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quant_pre_process, quantize_static)
 
-    from keras_preact import runtimes
-
     logging.getLogger("root").setLevel(logging.ERROR)  # quant_pre_process advises at WARNING
 
     class Reader(CalibrationDataReader):
@@ -167,10 +167,10 @@ def quantize_onnx(wrapped, path, calibration):
 
         def get_next(self):
             batch = next(self._batches, None)
-            return None if batch is None else {runtimes.INPUT_NAME: batch}
+            return None if batch is None else {formats.INPUT_NAME: batch}
 
     with tempfile.TemporaryDirectory(prefix="keras_preact_int8_") as work:
-        float_path = runtimes.export_onnx(wrapped, Path(work) / "float.onnx")
+        float_path = formats.export_onnx(wrapped, Path(work) / "float.onnx")
         prepared = Path(work) / "prepared.onnx"
         # ONNX shape inference suffices (only the batch is dynamic); the symbolic one needs sympy.
         quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
@@ -187,11 +187,9 @@ def quantize_openvino(wrapped, path, calibration):
     import nncf
     import openvino
 
-    from keras_preact import runtimes
-
     logging.getLogger("nncf").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="keras_preact_int8_") as work:
-        float_path = runtimes.export_openvino(wrapped, Path(work) / "float.xml")
+        float_path = formats.export_openvino(wrapped, Path(work) / "float.xml")
         model = openvino.Core().read_model(str(float_path))
         images = calibration.images
         dataset = nncf.Dataset([images[i:i + 1] for i in range(len(images))])
@@ -205,8 +203,6 @@ def quantize_litert(wrapped, path, calibration):
 
     import tensorflow as tf
 
-    from keras_preact import runtimes
-
     _, height, width, _ = wrapped.inputs[0].shape
     images = calibration.images
 
@@ -217,7 +213,7 @@ def quantize_litert(wrapped, path, calibration):
     with tempfile.TemporaryDirectory(prefix="keras_preact_int8_") as work:
         saved = str(Path(work) / "saved_model")
         wrapped.export(saved, format="tf_saved_model", verbose=False,
-                       input_signature=runtimes._input_signature(height, width))
+                       input_signature=formats.input_signature(height, width))
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
@@ -240,22 +236,13 @@ QUANTIZERS = {"onnx": quantize_onnx, "openvino": quantize_openvino, "litert": qu
 
 def write_record(out_dir, fmt, calibration, **extra):
     """`out_dir/quantization.json`: precision, method, quantizer version and the calibration set."""
-    from keras_preact import runtimes
-
     record = {"precision": "int8", "format": fmt, "method": METHODS[fmt],
-              "quantizer": _quantizer_version(fmt) or runtimes.runtime_version(fmt),
+              "quantizer": _quantizer_version(fmt) or formats.runtime_version(fmt),
               "calibration": calibration.record, **extra}
     (Path(out_dir) / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
     return record
 
 
 def _quantizer_version(fmt):
-    from importlib.metadata import PackageNotFoundError, version
-
-    names = {"onnx": ("onnxruntime",), "openvino": ("nncf",), "litert": ("tensorflow-cpu", "tensorflow")}[fmt]
-    for name in names:
-        try:
-            return f"{name} {version(name)}"
-        except PackageNotFoundError:
-            continue
-    return None
+    return formats.package_version(*{"onnx": ("onnxruntime",), "openvino": ("nncf",),
+                                     "litert": ("tensorflow-cpu", "tensorflow")}[fmt])

@@ -20,7 +20,7 @@ import pytest
 from keras_preact import cli, quantization, runtimes
 from test_runtimes import (  # noqa: F401 (fixtures)
     CIFAR_MODEL,
-    RUNTIMES_PY,
+    FORMATS_PY,
     SERVE_SCRIPT,
     assert_rejects_bad_input,
     cifar_keras,
@@ -51,7 +51,7 @@ def served_int8(fmt, work, cifar_slice):
                                                    "images": str(folder / "cifar.npy")}]))
     script = folder / "serve.py"
     script.write_text(SERVE_SCRIPT)
-    result = subprocess.run([sys.executable, str(script), fmt, str(RUNTIMES_PY), str(folder)],
+    result = subprocess.run([sys.executable, str(script), fmt, str(FORMATS_PY), str(folder)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "SERVED OK" in result.stdout, result.stderr[-3000:]
     report = json.loads((folder / "report.json").read_text())

@@ -3,11 +3,12 @@
 Each format is exported through the CLI (the tiny test zoo, and `resnetv2_20_cifar10` on
 the CIFAR-10 CI slice when the archive is here), then run in a fresh process in which
 `import keras`, `import keras_preact` and (except for the SavedModel) `import tensorflow`
-fail: the runtime and NumPy alone must do. Every image must get the Keras model's top-1
-class, and every probability must be within `runtimes.AGREEMENT_TOLERANCE` (1e-4) of Keras'.
-The same process feeds bad input to the artifact, both through `runtimes.load_predictor`
-(which must raise a clear ValueError) and through the runtime's own API (which must raise,
-or be one of the silent behaviours docs/deployment.md warns about).
+fail, through keras_preact/formats.py loaded by path: the runtime and NumPy alone must do.
+Every image must get the Keras model's top-1 class, and every probability must be within
+`runtimes.AGREEMENT_TOLERANCE` (1e-4) of Keras'. The same process feeds bad input to the
+artifact, both through `runtimes.load_predictor` (which must raise a clear ValueError) and
+through the runtime's own API (which must raise, or be one of the silent behaviours
+docs/deployment.md warns about).
 
 TF Serving's request protos are checked with its own client library, tensorflow-serving-api,
 when it is installed (it is not in the test extra: its wheel requires `tensorflow`, which pip
@@ -26,7 +27,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_preact import cli, runtimes
+from keras_preact import cli, formats, runtimes
 from test_zoo_support import (  # noqa: F401 (fixtures)
     CIFAR_MISSING,
     CLASS_NAMES,
@@ -41,7 +42,8 @@ from test_zoo_support import (  # noqa: F401 (fixtures)
 
 FORMATS = runtimes.FORMATS
 CIFAR_MODEL = "resnetv2_20_cifar10"
-RUNTIMES_PY = Path(runtimes.__file__).resolve()
+# The keras-free half of the runtimes (constants, converters, load_predictor), loaded by path below.
+FORMATS_PY = Path(formats.__file__).resolve()
 # What each runtime's own API does with bad input without raising; load_predictor must raise for
 # all of them. The rest of BAD_INPUTS must make the raw runtime raise. docs/deployment.md lists these.
 SILENT_IN_RAW_RUNTIME = {
@@ -53,15 +55,15 @@ SILENT_IN_RAW_RUNTIME = {
 
 SERVE_SCRIPT = textwrap.dedent("""
     import importlib.util, json, sys
-    fmt, runtimes_py, work = sys.argv[1], sys.argv[2], sys.argv[3]
+    fmt, formats_py, work = sys.argv[1], sys.argv[2], sys.argv[3]
     sys.modules["keras"] = None          # `import keras` now fails
     sys.modules["keras_preact"] = None
     if fmt != "saved_model":
         sys.modules["tensorflow"] = None  # ONNX Runtime, OpenVINO and LiteRT need no TensorFlow
     import numpy as np
 
-    spec = importlib.util.spec_from_file_location("runtimes", runtimes_py)
-    runtimes = importlib.util.module_from_spec(spec)
+    spec = importlib.util.spec_from_file_location("formats", formats_py)
+    runtimes = importlib.util.module_from_spec(spec)  # what keras_preact.runtimes re-exports
     spec.loader.exec_module(runtimes)
     jobs = json.load(open(f"{work}/jobs.json"))
     report = {}
@@ -210,7 +212,7 @@ def served(fmt, work, cifar_slice):
     (folder / "jobs.json").write_text(json.dumps(jobs))
     script = folder / "serve.py"
     script.write_text(SERVE_SCRIPT)
-    result = subprocess.run([sys.executable, str(script), fmt, str(RUNTIMES_PY), str(folder)],
+    result = subprocess.run([sys.executable, str(script), fmt, str(FORMATS_PY), str(folder)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "SERVED OK" in result.stdout, result.stderr[-3000:]
     report = json.loads((folder / "report.json").read_text())

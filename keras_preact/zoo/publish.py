@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_preact.data import portable_dataset, portable_path
 from keras_preact.zoo import (
     CARD_FILE,
     CARD_VERSION,
@@ -247,39 +248,13 @@ def _preprocessing_of(model):
     }
 
 
-def _portable_path(given):
-    """PATH relative to the working directory when it lies inside it or beside it, else absolute.
-
-    Cards are read on other machines, so an absolute path of ours (`/work/shared/...`) would
-    mean nothing there; publishing from a checkout's root gives `../shared/...`, the layout
-    the README documents.
-    """
-    here = Path.cwd()
-    # Compare the paths as written first: `../shared` is often a symlink, and resolving it
-    # would turn the portable `../shared/...` back into wherever the link points.
-    for resolve in (os.path.abspath, os.path.realpath):
-        path, repo = Path(resolve(given)), Path(resolve(str(here)))
-        if path.is_relative_to(repo):
-            return str(path.relative_to(repo))
-        if path.is_relative_to(repo.parent):
-            return str(Path('..') / path.relative_to(repo.parent))
-    return os.path.abspath(given)
-
-
-def _portable_dataset(dataset):
-    """`folder:PATH` with PATH made portable (`_portable_path`); tfds names as they are."""
-    if not dataset or not dataset.startswith("folder:"):
-        return dataset
-    return f"folder:{_portable_path(dataset[len('folder:'):])}"
-
-
 def _portable_argument(argument):
     """One command-line word with an absolute path in it (`--flag=/x`, `folder:/x`, `/x`) made portable."""
     flag, equals, value = argument.partition("=") if argument.startswith("--") else ("", "", argument)
     if value.startswith("folder:"):
-        value = _portable_dataset(value)
+        value = portable_dataset(value)
     elif os.path.isabs(value):
-        value = _portable_path(value)
+        value = portable_path(value)
     return f"{flag}{equals}{value}"
 
 
@@ -290,7 +265,7 @@ def portable_command(command):
     (`keras-preact train`, `python -m keras_preact.training.train`, the checkout's
     `training/train.py`) starts with an absolute path of the machine that trained; those
     routes take the same flags, so the card names the installed one, with the paths in
-    the flags made relative as `_portable_path` does.
+    the flags made relative as `keras_preact.data.portable_path` does.
     """
     if not command:
         return command
@@ -308,7 +283,7 @@ def portable_recipe(recipe):
     machine's paths made portable, in every cycle."""
     recipe = dict(recipe)
     if "training_dataset" in recipe:
-        recipe["training_dataset"] = _portable_dataset(recipe["training_dataset"])
+        recipe["training_dataset"] = portable_dataset(recipe["training_dataset"])
     if recipe.get("model_dir"):
         recipe["model_dir"] = _portable_argument(recipe["model_dir"])
     recipe["command"] = portable_command(recipe.get("command"))
@@ -327,7 +302,7 @@ def build_card(name, run, model, weights_file, evaluation, *, dataset, dataset_l
     spec = keras_preact.get_model_spec(run.architecture)
     _, height, width, channels = model.inputs[0].shape
     full = evaluation.summary()
-    source = _portable_dataset(dataset)
+    source = portable_dataset(dataset)
     record = run.record
     classes = len(run.class_names)
     return {
