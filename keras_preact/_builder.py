@@ -104,54 +104,74 @@ def check_common_args(
             "`weights` must be None, 'imagenet', a zoo model name or a path to a "
             f".weights.h5 file; received {weights!r}."
         )
-    return resolve_input_shape(
-        input_shape, input_tensor, default_input_shape, min_size, include_preprocessing
-    )
+    return resolve_input_shape(input_shape, input_tensor, default_input_shape, min_size)
 
 
-def resolve_input_shape(input_shape, input_tensor, default_input_shape, min_size,
-                        include_preprocessing):
-    """The (height, width, channels) the model is built for, checked."""
+def channels_last():
+    """Whether models are built channels_last (`keras.config.image_data_format()`).
+
+    Builders read Keras' global setting, as keras.applications does: every
+    layer of a model built under "channels_first" takes and gives
+    (batch, channels, height, width) tensors. The weights do not depend on
+    it (a Conv2D kernel is (kh, kw, in, out) either way), so `set_weights`
+    moves them between the two layouts unchanged.
+    """
+    return keras.config.image_data_format() == "channels_last"
+
+
+def channel_axis():
+    """The channel axis of the models being built: -1 (channels_last) or 1 (channels_first)."""
+    return -1 if channels_last() else 1
+
+
+def to_data_format(shape_hwc):
+    """A (height, width, channels) shape in the order of the current data format."""
+    height, width, channels = shape_hwc
+    return shape_hwc if channels_last() else (channels, height, width)
+
+
+def resolve_input_shape(input_shape, input_tensor, default_input_shape, min_size):
+    """The input shape the model is built for, checked: (height, width, channels)
+    under channels_last, (channels, height, width) under channels_first."""
     if input_shape is None and input_tensor is not None:
         input_shape = tuple(input_tensor.shape[1:])
     if input_shape is None:
-        input_shape = default_input_shape
-    if keras.config.image_data_format() != "channels_last":
-        raise ValueError(
-            "keras-preact builds channels_last models only (the fast layout on CPU "
-            "and what its exported SavedModels take); set "
-            "keras.config.set_image_data_format('channels_last')."
-        )
+        input_shape = to_data_format(default_input_shape)
+    order = "(height, width, channels)" if channels_last() else "(channels, height, width)"
     try:
         input_shape = tuple(None if d is None else int(d) for d in input_shape)
     except TypeError:
         raise ValueError(
-            f"`input_shape` must be a tuple (height, width, channels); received {input_shape!r}."
+            f"`input_shape` must be a tuple {order}; received {input_shape!r}."
         ) from None
     if len(input_shape) != 3:
         raise ValueError(
-            "`input_shape` must have 3 entries (height, width, channels), channels "
-            f"last; received input_shape={input_shape}."
+            f"`input_shape` must have 3 entries {order} "
+            f"(keras.config.image_data_format() is {keras.config.image_data_format()!r}); "
+            f"received input_shape={input_shape}."
         )
-    height, width, channels = input_shape
+    if channels_last():
+        height, width, channels = input_shape
+    else:
+        channels, height, width = input_shape
     if channels is None or channels < 1:
         raise ValueError(
-            f"The channel count must be known and >= 1; received input_shape={input_shape}."
-        )
-    if include_preprocessing and channels != 3:
-        raise ValueError(
-            "`include_preprocessing=True` normalizes RGB images and needs 3 channels; "
-            f"received input_shape={input_shape}. Pass include_preprocessing=False "
-            "and normalize the input yourself."
+            f"The channel count must be known and >= 1; received input_shape={input_shape} "
+            f"{order}."
         )
     for side in (height, width):
         if side is not None and side < min_size:
             raise ValueError(
-                f"Input too small: received input_shape={input_shape}, but this "
+                f"Input too small: received input_shape={input_shape} {order}, but this "
                 f"network downsamples by {min_size} in total, so height and width "
                 f"must be at least {min_size} (or None)."
             )
     return input_shape
+
+
+def input_channels(input_shape):
+    """The channel count of a shape from `resolve_input_shape`."""
+    return input_shape[-1] if channels_last() else input_shape[0]
 
 
 def model_inputs(input_shape, input_tensor):
@@ -167,8 +187,11 @@ def model_inputs(input_shape, input_tensor):
 
 
 def preprocessing(x, mode):
-    """The in-model normalization named by `mode` (a key of PREPROCESSING)."""
-    return ImageNormalization(**PREPROCESSING[mode], name="preprocessing")(x)
+    """The in-model normalization named by `mode` (a key of PREPROCESSING), on the
+    channel axis of the current data format."""
+    return ImageNormalization(
+        **PREPROCESSING[mode], data_format=keras.config.image_data_format(), name="preprocessing"
+    )(x)
 
 
 def classification_head(x, *, include_top, pooling, classes, classifier_activation):
@@ -257,6 +280,12 @@ def build_model(body, *, arch_name, stem, include_top, weights, input_shape, inp
     weights_source = resolve_weights(
         weights, architecture=arch_name, classes=classes, include_top=include_top
     )
+    if include_preprocessing and input_channels(input_shape) != 3:
+        raise ValueError(
+            "`include_preprocessing=True` normalizes RGB images and needs 3 channels; "
+            f"received input_shape={input_shape}. Pass include_preprocessing=False "
+            "and normalize the input yourself."
+        )
     inputs, x = model_inputs(input_shape, input_tensor)
     if include_preprocessing:
         x = preprocessing(x, preprocessing_mode)

@@ -37,7 +37,10 @@ def count_flops(model):
     total = 0
     for layer in model.layers:
         if isinstance(layer, layers.Conv2D):
-            _, height, width, out_channels = layer.output.shape
+            if layer.data_format == "channels_last":
+                _, height, width, out_channels = layer.output.shape
+            else:
+                _, out_channels, height, width = layer.output.shape
             if height is None or width is None:
                 raise ValueError(
                     f"count_flops needs a fixed input size; layer {layer.name!r} has "

@@ -56,7 +56,7 @@ def dense_layer(x, growth_rate, *, bottleneck, dropout_rate, name):
     y = conv(y, growth_rate, 3, name=f"{name}_2_conv")
     if dropout_rate:
         y = layers.Dropout(dropout_rate, name=f"{name}_2_drop")(y)
-    return layers.Concatenate(name=f"{name}_concat")([x, y])
+    return layers.Concatenate(axis=_builder.channel_axis(), name=f"{name}_concat")([x, y])
 
 
 def dense_block(x, num_layers, growth_rate, *, bottleneck, dropout_rate, name):
@@ -72,7 +72,7 @@ def dense_block(x, num_layers, growth_rate, *, bottleneck, dropout_rate, name):
 def transition_layer(x, compression, *, dropout_rate, name):
     """BN-ReLU-Conv1x1(floor(theta*m))-AvgPool2x2 between dense blocks."""
     x = norm_act(x, ("bn", "relu"), name)
-    x = conv(x, int(x.shape[-1] * compression), 1, name=f"{name}_conv")
+    x = conv(x, int(x.shape[_builder.channel_axis()] * compression), 1, name=f"{name}_conv")
     if dropout_rate:
         x = layers.Dropout(dropout_rate, name=f"{name}_drop")(x)
     return layers.AveragePooling2D(2, strides=2, name=f"{name}_pool")(x)
@@ -162,13 +162,19 @@ def DenseNet(
             transition in the backward pass, with each feature map's batch
             moments computed once (Pleiss et al. 2017): activation memory
             linear instead of quadratic in depth; same weights (same order),
-            outputs, gradients and moving statistics. Defaults to False.
+            outputs, gradients and moving statistics. channels_last only (a
+            ValueError under "channels_first"). Defaults to False.
         include_top: bool. Include the classifier. Defaults to True.
         weights: None, a zoo model name, a `.weights.h5` path, or "imagenet"
             (keras.applications' ImageNet weights, downloaded by
             keras.applications; for `densenet121`, `densenet169` and `densenet201`, which are
             keras.applications' networks layer for layer). Defaults to None.
-        input_shape: tuple. Defaults to None: (32, 32, 3) for
+        input_shape: tuple. (height, width, channels), any channel count;
+            (channels, height, width) when `keras.config.image_data_format()`
+            is "channels_first", which builds the whole model channels_first
+            (same layers and weights, so `set_weights` and weight files move
+            between the two). None entries allowed for height/width.
+            Defaults to None: (32, 32, 3) for
             CIFAR, (224, 224, 3) for ImageNet.
         input_tensor: Keras tensor to use as input. Defaults to None.
         pooling: None, "avg" or "max" when `include_top=False`. Defaults to
@@ -194,6 +200,13 @@ def DenseNet(
     if not 0.0 < compression <= 1.0:
         raise ValueError(f"`compression` must be in (0, 1]; received compression={compression}.")
     _builder.check_rate("dropout_rate", dropout_rate)
+    if memory_efficient and not _builder.channels_last():
+        raise ValueError(
+            "memory_efficient=True builds channels_last models only: its layers "
+            "(keras_preact.densenet_memory) compute batch moments and concatenations on "
+            "the last axis. Build the plain model under channels_first (the same "
+            "weights), or set keras.config.set_image_data_format('channels_last')."
+        )
     cifar = stem == "cifar"
     if init_features is None:
         init_features = 2 * growth_rate if (bottleneck or not cifar) else 16
@@ -235,7 +248,8 @@ def DenseNet(
             if not last:
                 x = transition_layer(x, compression, dropout_rate=dropout_rate, name=f"pool{stage}")
         # keras.applications' names for the final BN-ReLU.
-        x = layers.BatchNormalization(epsilon=_builder.BN_EPSILON, name="bn")(x)
+        x = layers.BatchNormalization(
+            axis=_builder.channel_axis(), epsilon=_builder.BN_EPSILON, name="bn")(x)
         return layers.Activation("relu", name="relu")(x)
 
     return _builder.build_model(body, arch_name=arch_name, stem=stem, **common)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import keras
 
+from keras_preact.data_format import channels_last_twin
 from keras_preact.layers import ImageNormalization
 
 SERVING_DEFAULT = "serving_default"
@@ -188,6 +189,8 @@ def export_model(model, export_dir, *, class_names, top_k=TOP_K, test_time_flip=
 
     from keras_preact import serving
 
+    # Exports take NHWC pixels whatever the model's data format (the same weights).
+    model = channels_last_twin(model)
     height, width, classes = _check_exportable(model, class_names)
     names = tf.constant([str(name) for name in class_names], dtype=tf.string)
     k = min(int(top_k), classes)

@@ -3,6 +3,9 @@
 Everything else in the builders is a stock `keras.layers` layer, so saved
 `.keras` files stay portable and the model code runs on every Keras backend.
 Both layers hold no weights: they never change the order of `get_weights()`.
+Both take a `data_format` as Keras' own layers do (None: Keras' global
+`image_data_format`); a config saved before they had one loads as
+"channels_last", the only layout keras-preact built then.
 """
 
 import keras
@@ -23,10 +26,14 @@ class ImageNormalization(keras.layers.Layer):
         scale: float. Multiplies the raw pixels first. Defaults to `1/255`.
         reverse_channels: bool. Flip RGB to BGR first (the "caffe" mode of
             `keras.applications.resnet.preprocess_input`). Defaults to `False`.
+        data_format: "channels_last" or "channels_first": which axis holds
+            the channels. Defaults to None: `keras.config.image_data_format()`.
     """
 
-    def __init__(self, mean, std, scale=1.0 / 255.0, reverse_channels=False, **kwargs):
+    def __init__(self, mean, std, scale=1.0 / 255.0, reverse_channels=False, data_format=None,
+                 **kwargs):
         super().__init__(**kwargs)
+        self.data_format = _data_format(data_format)
         if len(mean) != len(std):
             raise ValueError(
                 f"`mean` and `std` need one value per channel; received "
@@ -41,13 +48,16 @@ class ImageNormalization(keras.layers.Layer):
 
     def call(self, inputs):
         x = ops.cast(inputs, self.compute_dtype)
+        channels_last = self.data_format == "channels_last"
         if self.reverse_channels:
-            x = ops.flip(x, axis=-1)
+            x = ops.flip(x, axis=-1 if channels_last else 1)
         # One multiply-add instead of three ops: (x*scale - mean)/std == x*a + b.
         a = ops.convert_to_tensor([self.scale / s for s in self.std], self.compute_dtype)
         b = ops.convert_to_tensor(
             [-m / s for m, s in zip(self.mean, self.std)], self.compute_dtype
         )
+        if not channels_last:  # (C,) against (N, C, H, W)
+            a, b = ops.reshape(a, (-1, 1, 1)), ops.reshape(b, (-1, 1, 1))
         return x * a + b
 
     def compute_output_shape(self, input_shape):
@@ -60,7 +70,12 @@ class ImageNormalization(keras.layers.Layer):
             "std": self.std,
             "scale": self.scale,
             "reverse_channels": self.reverse_channels,
+            "data_format": self.data_format,
         }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**_with_data_format(config))
 
 
 @keras.saving.register_keras_serializable(package="keras_preact")
@@ -75,20 +90,48 @@ class ChannelZeroPad(keras.layers.Layer):
 
     Args:
         channels: int. Number of zero channels to append.
+        data_format: "channels_last" or "channels_first": which axis holds
+            the channels. Defaults to None: `keras.config.image_data_format()`.
     """
 
-    def __init__(self, channels, **kwargs):
+    def __init__(self, channels, data_format=None, **kwargs):
         super().__init__(**kwargs)
+        self.data_format = _data_format(data_format)
         if int(channels) < 0:
             raise ValueError(f"`channels` must be >= 0; received channels={channels}.")
         self.channels = int(channels)
 
     def call(self, inputs):
-        return ops.pad(inputs, [[0, 0], [0, 0], [0, 0], [0, self.channels]])
+        if self.data_format == "channels_last":
+            return ops.pad(inputs, [[0, 0], [0, 0], [0, 0], [0, self.channels]])
+        return ops.pad(inputs, [[0, 0], [0, self.channels], [0, 0], [0, 0]])
 
     def compute_output_shape(self, input_shape):
-        *rest, c = input_shape
-        return (*rest, None if c is None else c + self.channels)
+        shape = list(input_shape)
+        axis = -1 if self.data_format == "channels_last" else 1
+        shape[axis] = None if shape[axis] is None else shape[axis] + self.channels
+        return tuple(shape)
 
     def get_config(self):
-        return {**super().get_config(), "channels": self.channels}
+        return {**super().get_config(), "channels": self.channels, "data_format": self.data_format}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**_with_data_format(config))
+
+
+def _data_format(data_format):
+    """`data_format`, None meaning Keras' global setting; anything else raises ValueError."""
+    if data_format is None:
+        return keras.config.image_data_format()
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(
+            "`data_format` must be 'channels_last' or 'channels_first'; received "
+            f"data_format={data_format!r}."
+        )
+    return data_format
+
+
+def _with_data_format(config):
+    """A saved config; one from before `data_format` existed was channels_last."""
+    return {"data_format": "channels_last", **config}

@@ -161,6 +161,7 @@ def norm_act(x, ops, prefix, *, zero_gamma=False):
     for op in ops:
         if op == "bn":
             x = layers.BatchNormalization(
+                axis=_builder.channel_axis(),
                 epsilon=_builder.BN_EPSILON,
                 gamma_initializer="zeros" if zero_gamma else "ones",
                 name=f"{prefix}_bn",
@@ -202,7 +203,7 @@ def shortcut_branch(x, preactivated, *, out_channels, stride, cfg, name):
     projection. A projection in a pre-activation unit reads the pre-activated
     input (v2 paper sec. 4.1 / authors' code); elsewhere the raw input.
     """
-    in_channels = x.shape[-1]
+    in_channels = x.shape[_builder.channel_axis()]
     project = cfg.shortcut == "conv1x1" or (
         in_channels != out_channels and cfg.downsample == "projection"
     )
@@ -221,7 +222,11 @@ def shortcut_branch(x, preactivated, *, out_channels, stride, cfg, name):
         # A 1x1 max-pool with stride is plain subsampling: x[:, ::s, ::s, :].
         x = layers.MaxPooling2D(1, strides=stride, name=f"{name}_0_pool")(x)
     if in_channels != out_channels:
-        x = ChannelZeroPad(out_channels - in_channels, name=f"{name}_0_pad")(x)
+        x = ChannelZeroPad(
+            out_channels - in_channels,
+            data_format=keras.config.image_data_format(),
+            name=f"{name}_0_pad",
+        )(x)
     return x
 
 

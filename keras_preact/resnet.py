@@ -79,8 +79,12 @@ def ResNet(
             ImageNet weights, downloaded by keras.applications; for `resnet50`,
             `resnet101` and `resnet152`, which are keras.applications' networks
             layer for layer). Defaults to None.
-        input_shape: tuple. (height, width, channels); None entries allowed
-            for height/width. Defaults to None: (32, 32, 3) for
+        input_shape: tuple. (height, width, channels), any channel count;
+            (channels, height, width) when `keras.config.image_data_format()`
+            is "channels_first", which builds the whole model channels_first
+            (same layers and weights, so `set_weights` and weight files move
+            between the two). None entries allowed for height/width.
+            Defaults to None: (32, 32, 3) for
             CIFAR, (224, 224, 3) for ImageNet.
         input_tensor: Keras tensor to use as the model input. Defaults to None.
         pooling: None, "avg" or "max": pooling of the last feature map when

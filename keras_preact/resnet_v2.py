@@ -115,7 +115,12 @@ def ResNetV2(
             (keras.applications' ImageNet weights, downloaded by
             keras.applications; for `resnet50v2`, `resnet101v2` and `resnet152v2`, which are
             keras.applications' networks layer for layer). Defaults to None.
-        input_shape: tuple. Defaults to None: (32, 32, 3) for
+        input_shape: tuple. (height, width, channels), any channel count;
+            (channels, height, width) when `keras.config.image_data_format()`
+            is "channels_first", which builds the whole model channels_first
+            (same layers and weights, so `set_weights` and weight files move
+            between the two). None entries allowed for height/width.
+            Defaults to None: (32, 32, 3) for
             CIFAR, (224, 224, 3) for ImageNet.
         input_tensor: Keras tensor to use as input. Defaults to None.
         pooling: None, "avg" or "max" when `include_top=False`. Defaults to

@@ -45,6 +45,7 @@ import keras
 import numpy as np
 
 from keras_preact import export, quantization, zoo
+from keras_preact.data_format import channels_last_twin
 from keras_preact.formats import (  # noqa: F401 (re-exported: keras_preact.runtimes.load_predictor, ...)
     ARTIFACTS,
     EXPORTERS,
@@ -131,6 +132,8 @@ def export_model(model, out_dir, fmt, *, class_names, source=None, check=True, i
             artifact does not reproduce the Keras model's probabilities.
     """
     require(fmt, int8)
+    # NHWC pixels in, whatever the model's data format: a channels_first model goes as its twin.
+    model = channels_last_twin(model)
     if fmt == "saved_model":
         return export.export_model(model, out_dir, class_names=class_names)
     export._check_exportable(model, class_names)
