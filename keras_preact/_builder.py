@@ -280,14 +280,10 @@ def build_model(body, *, arch_name, stem, include_top, weights, input_shape, inp
     weights_source = resolve_weights(
         weights, architecture=arch_name, classes=classes, include_top=include_top
     )
-    if include_preprocessing and input_channels(input_shape) != 3:
-        raise ValueError(
-            "`include_preprocessing=True` normalizes RGB images and needs 3 channels; "
-            f"received input_shape={input_shape}. Pass include_preprocessing=False "
-            "and normalize the input yourself."
-        )
     inputs, x = model_inputs(input_shape, input_tensor)
-    if include_preprocessing:
+    # As keras.applications' ConvNeXt and EfficientNetV2: the RGB normalization applies
+    # to 3-channel inputs; any other channel count reaches the network as it is.
+    if include_preprocessing and input_channels(input_shape) == 3:
         x = preprocessing(x, preprocessing_mode)
     x = body(x)
     x = classification_head(

@@ -94,7 +94,11 @@ def ResNet(
         classifier_activation: str, callable or None (logits). Defaults to
             "softmax".
         include_preprocessing: bool. Put the input normalization inside the
-            model, so it takes raw 0..255 pixels. Defaults to True.
+            model, so it takes raw 0..255 pixels. Only a 3-channel (RGB)
+            input is normalized; with any other channel count the model has
+            no normalization layer and the input reaches the first conv as
+            it is (keras.applications' ConvNeXt and EfficientNetV2 do the
+            same). Defaults to True.
         preprocessing_mode: str. Normalization constants: "cifar", "torch",
             "tf" or "caffe" (the keras.applications modes). Defaults to None:
             "cifar" for CIFAR nets, "torch" for ImageNet nets.

@@ -127,8 +127,12 @@ def ResNetV2(
             None.
         classes: int. Defaults to None: 10 for CIFAR, 1000 for ImageNet.
         classifier_activation: str, callable or None. Defaults to "softmax".
-        include_preprocessing: bool. Normalize raw 0..255 pixels inside the
-            model. Defaults to True.
+        include_preprocessing: bool. Put the input normalization inside the
+            model, so it takes raw 0..255 pixels. Only a 3-channel (RGB)
+            input is normalized; with any other channel count the model has
+            no normalization layer and the input reaches the first conv as
+            it is (keras.applications' ConvNeXt and EfficientNetV2 do the
+            same). Defaults to True.
         preprocessing_mode: str. "cifar", "torch", "tf" or "caffe". Defaults
             to None: "cifar" for CIFAR, "torch" for ImageNet.
         name: str. Model name. Defaults to None: "resnetv2_{depth}", or

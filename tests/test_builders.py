@@ -131,7 +131,6 @@ def test_resnet_v1_cifar_uses_parameter_free_option_a_shortcuts():
         (lambda: keras_preact.ResNetV2_20(drop_path_rate=1.0), r"drop_path_rate"),
         (lambda: keras_preact.ResNet_20(weights="imagenet"), r"'resnet_20' is not one of them"),
         (lambda: keras_preact.ResNet_20(weights="resnet20_cifar10"), r"neither a zoo model nor an existing file"),
-        (lambda: keras_preact.ResNet_20(input_shape=(32, 32, 1)), r"include_preprocessing=False"),
         (lambda: keras_preact.get_model("resnetv2_163"), r"Did you mean.*resnetv2_164"),
     ],
 )
