@@ -41,6 +41,8 @@ def _to_channels_last(layer_config):
         elif axis not in (-1, 3, [-1], [3]):
             raise ValueError(f"Layer {config['name']!r} works on axis {axis}; "
                              "only channel-axis layers can be moved to channels_last.")
+    # Built from the rewritten graph, not from the recorded (NCHW) input shapes.
+    layer_config = {k: v for k, v in layer_config.items() if k != "build_config"}
     return {**layer_config, "config": config}
 
 
