@@ -4,7 +4,8 @@ fixed at import).
 
 Under JAX on this 2-core CPU, building and running a Keras model compiles
 op by op: minutes per DenseNet. CI runs one model of each residual family
-under JAX (plus the TF-vs-JAX equality check); the full list of CIFAR models
+under JAX (plus the TF-vs-JAX equality check), and the smallest CIFAR DenseNet
+forward and through one training step; the full list of CIFAR models
 on both backends is the slow suite (`pytest -m slow tests/test_backends.py`).
 """
 
@@ -89,3 +90,33 @@ np.save(path + "." + keras.backend.backend() + ".npy", np.asarray(model(x, train
                                 text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
     np.testing.assert_allclose(np.load(path + ".jax.npy"), np.load(path + ".tensorflow.npy"), atol=1e-4)
+
+
+DENSENET_STEP = """
+import sys, numpy as np, keras, keras_preact
+assert keras.backend.backend() == "jax", keras.backend.backend()
+x = np.random.RandomState(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+y = np.array([0, 1, 2, 3])
+model = keras_preact.get_model("densenet_40_12")
+for training in (True, False):
+    p = np.asarray(model(x, training=training))
+    assert p.shape == (4, 10) and np.isfinite(p).all() and np.allclose(p.sum(-1), 1, atol=1e-4), training
+model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+before = [np.array(w) for w in model.trainable_weights]
+loss = float(model.train_on_batch(x, y))
+changed = sum(not np.array_equal(a, np.asarray(b)) for a, b in zip(before, model.trainable_weights))
+assert np.isfinite(loss) and changed == len(before), (loss, changed, len(before))
+print("ok", loss, changed, flush=True)
+"""
+
+
+def test_densenet_forward_and_one_training_step_under_jax():
+    """README says the models run under JAX: a CIFAR DenseNet (densenet_40_12: dense blocks,
+    transitions) runs forward in both BN modes and takes one compiled training step that
+    changes every trainable weight."""
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
+    result = subprocess.run([sys.executable, "-c", DENSENET_STEP], env=env, capture_output=True,
+                            text=True, timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("ok "), result.stdout
+
