@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from wheels import build_wheel
 
 from test_zoo_support import REPO
 
@@ -35,15 +36,7 @@ def run(command, cwd, env=None, timeout=1800):
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     """The wheel of this checkout, built from a copy of what the sdist holds."""
-    root = tmp_path_factory.mktemp("extras_wheel")
-    source = root / "source"
-    shutil.copytree(REPO / "keras_preact", source / "keras_preact",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("setup.cfg", "pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, source / name)
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(root / "dist"), str(source)], cwd=root)
-    return next((root / "dist").glob("keras_preact-*.whl"))
+    return build_wheel(tmp_path_factory.mktemp("extras_wheel"))
 
 
 def user_env(home):

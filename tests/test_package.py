@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from wheels import build_wheel
 
 from test_zoo_support import CIFAR_ARCHIVE, CIFAR_MISSING, REPO
 
@@ -40,16 +41,7 @@ def run(command, cwd, timeout=300):
 def installed(tmp_path_factory):
     """(wheel path, virtual environment's bin/, empty user folder with the decoys)."""
     root = tmp_path_factory.mktemp("package")
-    # Built from a copy of what the sdist holds: setuptools' build/ folder in the checkout could
-    # carry modules that no longer exist into the wheel.
-    source = root / "source"
-    shutil.copytree(REPO / "keras_preact", source / "keras_preact",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("setup.cfg", "pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, source / name)
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(root / "dist"), str(source)], cwd=root)
-    wheel = next((root / "dist").glob("keras_preact-*.whl"))
+    wheel = build_wheel(root)
     venv = root / "venv"
     run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=root)
     venv_python = venv / "bin" / "python"
