@@ -266,8 +266,9 @@ def test_carry_moves_a_run_across_machines_in_float16(finished_run, tmp_path):
 
 
 def test_ema_run_evaluates_exports_and_carries_the_weights_average(finished_run, tmp_path):
-    """--ema_momentum: the exported weights are the optimizer's moving average of the weights,
-    the checkpoint keeps the live ones to train on (two replicas here), and a carry file keeps both."""
+    """--ema_momentum: the exported weights are the optimizer's moving average of the weights with
+    batch-norm statistics recomputed for them, the checkpoint keeps the live ones to train on (two
+    replicas here), and a carry file keeps both."""
     import keras_preact
     from keras_preact import export
     from keras_preact.training import state
@@ -289,6 +290,12 @@ def test_ema_run_evaluates_exports_and_carries_the_weights_average(finished_run,
     for weight, value in zip(live.weights, ckpt.model_values):
         weight.assign(value)
     assert any(not np.array_equal(np.asarray(w), a) for w, a in zip(live.trainable_variables, averages))
+    # The average gets batch-norm statistics of its own (training.batch_norm_statistics): the exported
+    # ones are not the live weights' that the checkpoint keeps training with.
+    assert "recomputed for the averaged weights on 100 batches" in err
+    moving = [(np.asarray(a), np.asarray(b)) for a, b in zip(exported.non_trainable_variables,
+                                                              live.non_trainable_variables)]
+    assert moving and all(a.shape == b.shape and not np.allclose(a, b) for a, b in moving)
     assert json.loads(open(os.path.join(md, "run.json")).read())["config"]["ema_momentum"] == 0.5
 
     carried = tmp_path / "ema.npz"
@@ -303,3 +310,6 @@ def test_ema_run_evaluates_exports_and_carries_the_weights_average(finished_run,
     rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={tmp_path}/x",
                        "--ema_momentum=1")
     assert_clean_error(rc, out, err, "ema_momentum must be in [0, 1)", "got 1.0")
+    rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={tmp_path}/x",
+                       "--ema_momentum=0.5", "--ema_batch_norm_batches=-1")
+    assert_clean_error(rc, out, err, "ema_batch_norm_batches must be >= 0", "got -1")

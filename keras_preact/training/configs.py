@@ -44,7 +44,10 @@ Weight averaging
 ``use_ema``/``ema_momentum`` of the optimizer, as timm's ``--model-ema``), evaluates it
 instead of the live weights, and exports it as the run's final weights. 0.999 averages
 over about 1,000 steps (2.6 CIFAR epochs at batch 128). Batch norm's moving statistics
-are the live ones: they are averages already. Not in the papers.
+belong to the live weights, so before each evaluation and the export they are recomputed
+for the average on ``ema_batch_norm_batches`` training batches (default 100: 12,800
+images; SWA's ``bn_update``, ``training.batch_norm_statistics``); the live weights and
+statistics go on training. Not in the papers.
 """
 
 from __future__ import annotations
@@ -98,6 +101,9 @@ class TrainConfig:
     fused_batch_norm: bool = True
     # Exponential moving average of the weights (module docstring); 0: off.
     ema_momentum: float = 0.0
+    # With ema_momentum: training batches whose batch-norm statistics replace the live ones
+    # before the average is evaluated or exported (training.batch_norm_statistics); 0: keep them.
+    ema_batch_norm_batches: int = 100
     # Evaluate on the test split after every `eval_every` epochs (the final evaluation
     # always runs). 0 disables per-epoch evaluation.
     eval_every: int = 1
@@ -528,6 +534,9 @@ def validate(cfg: TrainConfig) -> None:
     if not 0.0 <= cfg.ema_momentum < 1.0:
         raise ValueError(f"ema_momentum must be in [0, 1) (0: no weight averaging; 0.999 is usual), "
                          f"got {cfg.ema_momentum}")
+    if cfg.ema_batch_norm_batches < 0:
+        raise ValueError(f"ema_batch_norm_batches must be >= 0 (0: keep the live weights' batch-norm "
+                         f"statistics), got {cfg.ema_batch_norm_batches}")
     if cfg.total_steps is not None and cfg.total_steps < 1:
         raise ValueError(f"total_steps must be >= 1, got {cfg.total_steps}")
 

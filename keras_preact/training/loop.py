@@ -32,7 +32,8 @@ import keras
 from absl import logging
 
 from keras_preact import data as data_lib
-from keras_preact.training import checkpoint, distribute, pipeline, run_record, schedules, state
+from keras_preact.training import (batch_norm_statistics, checkpoint, distribute, pipeline, run_record, schedules,
+                                   state)
 from keras_preact.training.configs import TrainConfig, model_kwargs
 from keras_preact.training.errors import NonFiniteLoss, RunError
 from keras_preact.training.fused_batch_norm import use_fused_batch_norm
@@ -294,18 +295,39 @@ class Trainer:
     @contextlib.contextmanager
     def _averaged_weights(self):
         """The weights' moving average in the model while the block runs (with cfg.ema_momentum),
-        the live weights back after it."""
+        with batch-norm statistics of its own; the live weights and statistics back after it."""
         if not self.cfg.ema_momentum:
             yield
             return
-        variables = self.model.trainable_variables
+        variables = self.model.weights
         live = [np.array(v.numpy()) for v in variables]
-        self.optimizer.finalize_variable_values(variables)
+        self._use_averaged_weights()
         try:
             yield
         finally:
             for v, value in zip(variables, live):
                 v.assign(value)
+
+    def _use_averaged_weights(self) -> None:
+        """Put the weights' moving average into the model and recompute batch norm's statistics
+        for it (cfg.ema_batch_norm_batches training batches; training.batch_norm_statistics)."""
+        self.optimizer.finalize_variable_values(self.model.trainable_variables)
+        batches = self.cfg.ema_batch_norm_batches
+        if not batches:
+            return
+        t0 = time.time()
+        cfg = self.cfg
+        # Its own stream (another seed), so the training stream and its resumption are untouched.
+        fn = pipeline.train_dataset_fn(self.train_source, cfg.batch_size, cfg.augment, self.size,
+                                       min(cfg.shuffle_buffer, self.train_info.num_examples),
+                                       cache=False, seed=self.run.seed + 1)
+        it = iter(self.strategy.distribute_datasets_from_function(fn))
+        with stop_signals.deferred():
+            layers = batch_norm_statistics.recompute(self.strategy, self.model, it, batches)
+            self.sync_statistics()
+        stop_signals.check()
+        logging.info("Batch-norm statistics of %d layer(s) recomputed for the averaged weights on %d batches "
+                     "(%.0fs)", layers, batches, time.time() - t0)
 
     def evaluate(self) -> dict:
         """Test-split loss and accuracy of the weights the run exports (their average, with EMA)."""
@@ -394,7 +416,7 @@ class Trainer:
     def finish(self) -> dict:
         """Final test evaluation and the exported model files (the weights' average, with EMA)."""
         if self.cfg.ema_momentum:
-            self.optimizer.finalize_variable_values(self.model.trainable_variables)
+            self._use_averaged_weights()
         final = run_record.final_entry(self._evaluate(), self.run.validation_steps, len(self.history),
                                        int(self.optimizer.iterations.numpy()))
         values = [np.asarray(w) for w in self.model.get_weights()]

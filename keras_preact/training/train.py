@@ -55,6 +55,9 @@ flags.DEFINE_bool("fused_batch_norm", None, "Train batch norm with TensorFlow's 
                   "default: the recipe's, true). --nofused_batch_norm uses Keras' composite ops.")
 flags.DEFINE_float("ema_momentum", None, "Evaluate and export an exponential moving average of the weights with "
                    "this momentum, e.g. 0.999 (default: the recipe's; 0: off).")
+flags.DEFINE_integer("ema_batch_norm_batches", None, "With --ema_momentum: training batches on which batch norm's "
+                     "statistics are recomputed for the averaged weights before evaluation and export (default: "
+                     "the recipe's, 100; 0 keeps the live weights' statistics).")
 flags.DEFINE_string("model_kwargs", None, "JSON object of extra keras_preact builder arguments, e.g. the v2 paper's "
                     "ablations: '{\"unit\": \"original\", \"shortcut\": \"conv1x1\"}'.")
 
@@ -101,6 +104,8 @@ def resolve_config(model_spec, dataset_kind: str):
         over["fused_batch_norm"] = FLAGS.fused_batch_norm
     if FLAGS.ema_momentum is not None:
         over["ema_momentum"] = FLAGS.ema_momentum
+    if FLAGS.ema_batch_norm_batches is not None:
+        over["ema_batch_norm_batches"] = FLAGS.ema_batch_norm_batches
     cfg = cfg.replace(**over)
     configs_lib.validate(cfg)
     return cfg
