@@ -321,7 +321,7 @@ class TrainerRunner(StepRunner):
         import keras
         import tensorflow as tf
 
-        from keras_preact.analysis import count_flops
+        from keras_preact.models.analysis import count_flops
 
         self.source = "keras_preact.training.loop.Trainer._build/_make_steps"
         cfg_changes, batch, layout = {}, data.batch, "channels_last"
@@ -378,7 +378,7 @@ class FitRunner:
         import keras
         import numpy as np
 
-        from keras_preact.analysis import count_flops
+        from keras_preact.models.analysis import count_flops
 
         self.batch = data.batch
         self.model = keras_model(model)
@@ -422,7 +422,7 @@ class JaxStepRunner(StepRunner):
         import jax.numpy as jnp
         import numpy as np
 
-        from keras_preact.analysis import count_flops
+        from keras_preact.models.analysis import count_flops
 
         self.batch = data.batch
         m = keras_model(model)

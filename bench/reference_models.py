@@ -153,7 +153,7 @@ def titu1994_densenet(depth=100, growth_rate=12, bottleneck=True, reduction=0.5,
 
 TORCH_CIFAR_MEAN = (0.4914, 0.4822, 0.4465)  # keras_preact's "cifar" ImageNormalization constants
 TORCH_CIFAR_STD = (0.2470, 0.2435, 0.2616)
-TORCH_BN_EPSILON = 1.001e-5  # keras_preact._builder.BN_EPSILON
+TORCH_BN_EPSILON = 1.001e-5  # keras_preact.models._builder.BN_EPSILON
 TORCH_BN_MOMENTUM = 0.01  # Keras' momentum 0.99 (PyTorch counts the other way)
 
 

@@ -167,7 +167,7 @@ class Runner:
         import keras
         import tensorflow as tf
 
-        from keras_preact.analysis import count_flops
+        from keras_preact.models.analysis import count_flops
 
         self.cfg, self.times, self.error, self.first = cfg, [], None, None
         layout = cfg.get("layout", "channels_last")

@@ -22,9 +22,9 @@ _startup.before_tensorflow()
 # of users' output. Warnings and errors still show; an explicit setting wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-from keras_preact import layers  # noqa: E402
-from keras_preact.analysis import count_flops, count_params, paper_depth
-from keras_preact.densenet import (
+from keras_preact.models import layers  # noqa: E402
+from keras_preact.models.analysis import count_flops, count_params, paper_depth
+from keras_preact.models.densenet import (
     DenseNet,
     DenseNet121,
     DenseNet161,
@@ -38,9 +38,9 @@ from keras_preact.densenet import (
     DenseNet_BC_190_40,
     DenseNet_BC_250_24,
 )
-from keras_preact.features import feature_extractor
-from keras_preact.imagenet import decode_predictions, preprocess_input
-from keras_preact.registry import (
+from keras_preact.models.features import feature_extractor
+from keras_preact.models.imagenet import decode_predictions, preprocess_input
+from keras_preact.models.registry import (
     ModelSpec,
     build_variant,
     describe_models,
@@ -48,7 +48,7 @@ from keras_preact.registry import (
     get_model_spec,
     list_models,
 )
-from keras_preact.resnet import (
+from keras_preact.models.resnet import (
     ResNet,
     ResNet18,
     ResNet34,
@@ -62,7 +62,7 @@ from keras_preact.resnet import (
     ResNet_110,
     ResNet_1202,
 )
-from keras_preact.resnet_v2 import (
+from keras_preact.models.resnet_v2 import (
     ResNet50V2,
     ResNet101V2,
     ResNet152V2,

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import keras
 
-from keras_preact.data_format import channels_last_twin
-from keras_preact.layers import ImageNormalization
+from keras_preact.models.data_format import channels_last_twin
+from keras_preact.models.layers import ImageNormalization
 
 SERVING_DEFAULT = "serving_default"
 SERVING_BYTES = "serving_bytes"

@@ -45,7 +45,7 @@ import keras
 import numpy as np
 
 from keras_preact import export, quantization, zoo
-from keras_preact.data_format import channels_last_twin
+from keras_preact.models.data_format import channels_last_twin
 from keras_preact.formats import (  # noqa: F401 (re-exported: keras_preact.runtimes.load_predictor, ...)
     ARTIFACTS,
     EXPORTERS,

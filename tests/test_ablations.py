@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import keras_preact
-from keras_preact.residual import SHORTCUTS, UNIT_LAYOUTS
+from keras_preact.models.residual import SHORTCUTS, UNIT_LAYOUTS
 
 DEPTH = 8  # 6n+2 with n=1: one unit per stage, 16/32/64 filters
 

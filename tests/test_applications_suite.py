@@ -44,9 +44,9 @@ import pytest
 
 import keras_preact
 from keras_preact import zoo
-from keras_preact.layers import ChannelZeroPad, ImageNormalization
-from keras_preact.registry import get_model_spec, list_models
-from keras_preact.residual import SHORTCUTS, UNIT_LAYOUTS
+from keras_preact.models.layers import ChannelZeroPad, ImageNormalization
+from keras_preact.models.registry import get_model_spec, list_models
+from keras_preact.models.residual import SHORTCUTS, UNIT_LAYOUTS
 
 FORMATS = ("channels_last", "channels_first")
 # keras.applications' MODEL_LIST entries for the nine networks ours has, with its last widths.
@@ -427,7 +427,7 @@ def test_channels_first_model_exports_a_saved_model_taking_nhwc_uint8(restore_fo
     import tensorflow as tf
 
     from keras_preact import export
-    from keras_preact.data_format import channels_last_twin, model_data_format
+    from keras_preact.models.data_format import channels_last_twin, model_data_format
 
     keras.config.set_image_data_format("channels_last")
     last = keras_preact.build_variant("resnet_20", depth=8, classes=3, classifier_activation=None)

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from keras_preact.registry import get_model_spec, list_models
+from keras_preact.models.registry import get_model_spec, list_models
 
 CIFAR = [n for n in list_models() if get_model_spec(n).dataset == "cifar"]
 DEEPEST = ("resnet_1202", "resnetv2_1001")

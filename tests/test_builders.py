@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import keras_preact
-from keras_preact.layers import ImageNormalization
+from keras_preact.models.layers import ImageNormalization
 
 X = np.random.RandomState(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
 
@@ -197,7 +197,7 @@ def test_truncated_weights_file_raises(tmp_path):
 
 
 def test_failed_load_leaves_the_model_untouched(tmp_path):
-    from keras_preact.weights import load_weights
+    from keras_preact.models.weights import load_weights
 
     model = keras_preact.ResNet_20()
     before = [w.copy() for w in model.get_weights()]

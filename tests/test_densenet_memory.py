@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import keras_preact
-from keras_preact import densenet_memory
+from keras_preact.models import densenet_memory
 
 X = np.random.RandomState(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
 Y = np.arange(8) % 10

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 import keras_preact
-from keras_preact.residual import SHORTCUTS, UNIT_LAYOUTS
+from keras_preact.models.residual import SHORTCUTS, UNIT_LAYOUTS
 from reports import make_identity_mappings as R
 from training.experiments import grid as G
 from training.experiments import identity_mappings as IM
@@ -484,11 +484,11 @@ def test_gate_means_reads_every_units_gate():
         kernel, bias = layer.get_weights()
         layer.set_weights([np.zeros_like(kernel), bias])
     images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
-    means = keras_preact.analysis.gate_means(model, images)
+    means = keras_preact.models.analysis.gate_means(model, images)
     assert list(means) == [f"conv{s}_block{b}" for s in (2, 3, 4) for b in (1, 2, 3)]
     np.testing.assert_allclose(list(means.values()), 1 / (1 + np.exp(6.0)), rtol=1e-5)
     with pytest.raises(ValueError, match="no gate layers.*exclusive_gating"):
-        keras_preact.analysis.gate_means(keras_preact.get_model("resnetv2_20", classes=10), images)
+        keras_preact.models.analysis.gate_means(keras_preact.get_model("resnetv2_20", classes=10), images)
 
 
 def test_report_says_which_gates_stayed_shut(tmp_path):

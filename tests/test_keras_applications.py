@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import keras_preact
-from keras_preact.registry import imagenet_weight_sources
+from keras_preact.models.registry import imagenet_weight_sources
 
 PAIRS = {
     "ResNet50V2": "resnet50v2",

@@ -68,6 +68,8 @@ def test_the_wheel_installs_one_top_level_package(installed):
         names = archive.namelist()
     top_level = {name.split("/")[0] for name in names if ".dist-info/" not in name}
     assert top_level == {"keras_preact"}
+    # decode_predictions' ImageNet class names, beside keras_preact/models/imagenet.py.
+    assert "keras_preact/models/imagenet_class_index.json" in names
     packaged = {name for name in names if name.startswith("keras_preact/zoo/models/")}
     for card in (REPO / "keras_preact" / "zoo" / "models").glob("*/model_card.json"):
         weights = json.loads(card.read_text())["weights"]

@@ -26,7 +26,7 @@ import keras
 import pytest
 
 import keras_preact
-from keras_preact.registry import MEASURED, get_model_spec, list_models
+from keras_preact.models.registry import MEASURED, get_model_spec, list_models
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODEL_TABLE = ROOT / "bench" / "results" / "model_table.json"

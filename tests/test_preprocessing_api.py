@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import keras_preact
-from keras_preact import imagenet
+from keras_preact.models import imagenet
 
 REPO = Path(__file__).resolve().parent.parent
 # keras.applications' ImageNet networks: registry name -> the keras.applications module whose
@@ -32,7 +32,7 @@ def pixels(shape, seed=0):
 
 
 def test_the_nine_keras_applications_networks_are_the_ones_with_imagenet_weights():
-    assert set(KERAS_MODULES) == set(keras_preact.registry.imagenet_weight_sources())
+    assert set(KERAS_MODULES) == set(keras_preact.models.registry.imagenet_weight_sources())
 
 
 @pytest.mark.parametrize("name", sorted(KERAS_MODULES))

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from keras_preact.registry import get_model_spec
+from keras_preact.models.registry import get_model_spec
 from keras_preact.zoo import PACKAGED_ZOO, cards
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -13,8 +13,8 @@ import re
 import pytest
 
 import keras_preact
-from keras_preact import registry
-from keras_preact.registry import (
+from keras_preact.models import registry
+from keras_preact.models.registry import (
     KERAS_APPLICATIONS_KWARGS,
     MODEL_TABLE_COLUMNS,
     SAME_NETWORK_KWARGS,
@@ -248,7 +248,7 @@ def test_refusal_names_every_changing_argument_and_suggests_the_generic_call():
 
 def test_restating_the_registered_architecture_changes_nothing():
     """depth=20 on resnet_20, unit="full_preactivation" (the generic default) on resnetv2_20."""
-    from keras_preact.registry import check_same_network
+    from keras_preact.models.registry import check_same_network
 
     spec = get_model_spec("resnetv2_164")
     assert check_same_network(spec, {"depth": 164, "block": "bottleneck", "unit": "full_preactivation",

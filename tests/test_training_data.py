@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from keras_preact._builder import PREPROCESSING
+from keras_preact.models._builder import PREPROCESSING
 from keras_preact import data
 from keras_preact.training import configs, pipeline
 from image_folders import make_image_folder

@@ -214,7 +214,7 @@ def test_weight_files_for_another_model_or_truncated_are_clear_errors(tiny_zoo, 
 
 
 def test_failed_weight_load_leaves_the_model_untouched(tiny_zoo, tmp_path):
-    from keras_preact import weights
+    from keras_preact.models import weights
 
     model = keras_preact.get_model("resnet_32", classes=3)
     before = [w.copy() for w in model.get_weights()]

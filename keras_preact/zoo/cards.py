@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from keras_preact.registry import SAME_NETWORK_KWARGS
+from keras_preact.models.registry import SAME_NETWORK_KWARGS
 from keras_preact.formats import RUNTIME_NAMES
 from keras_preact.zoo import CARD_FILE
 

@@ -236,7 +236,7 @@ def _versions():
 
 def _preprocessing_of(model):
     """The config of the model's ImageNormalization layer, which normalizes in-model."""
-    from keras_preact.layers import ImageNormalization
+    from keras_preact.models.layers import ImageNormalization
 
     layer = next(layer for layer in model.layers if isinstance(layer, ImageNormalization))
     config = layer.get_config()

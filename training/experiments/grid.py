@@ -237,7 +237,7 @@ PAIR_PARAMS = {  # (model, kwargs json) -> trainable params; see PAIRS
 }
 
 
-# The CIFAR ResNetV2 registry names (keras_preact/resnet_v2.py CIFAR_NETS; a test checks the
+# The CIFAR ResNetV2 registry names (keras_preact/models/resnet_v2.py CIFAR_NETS; a test checks the
 # list), kept here so that building the grid does not import TensorFlow.
 REGISTERED_CIFAR_RESNETV2 = (20, 32, 44, 56, 110, 164, 1001)
 

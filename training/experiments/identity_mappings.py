@@ -71,7 +71,7 @@ and vs ResNetV2-164 (the paper's comparison).
 
 ``gates`` loads each finished gating run's final weights (exclusive and shortcut-only gating)
 and writes ``gates.json`` beside its run.json: the mean gate value g per residual unit over the
-whole test split (``keras_preact.analysis.gate_means``). The weights stay local, so gates.json
+whole test split (``keras_preact.models.analysis.gate_means``). The weights stay local, so gates.json
 is what the report reads to say whether a gate that starts nearly shut (b_g = -6: g = 0.0025)
 opened during a short schedule.
 
@@ -393,7 +393,7 @@ def _test_images(dataset: str):
 
 def measure_gates(exps, setting, results_dir, dataset, out=sys.stdout) -> int:
     """Write gates.json (mean g per unit over the test split) for every finished gating run."""
-    from keras_preact.analysis import gate_means
+    from keras_preact.models.analysis import gate_means
     from keras_preact.export import build_trained_model, read_run
 
     todo = [(e, s, G.run_dir(results_dir, setting, e, s)) for e, s in G.run_order([e for e in exps if is_gating(e)])]

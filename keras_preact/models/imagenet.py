@@ -42,7 +42,7 @@ def imagenet_class_index():
 
 def _spec_mode(spec, overrides=None):
     """The preprocessing mode a registered network (with builder `overrides`) expects."""
-    from keras_preact._builder import STEM_DEFAULTS
+    from keras_preact.models._builder import STEM_DEFAULTS
 
     mode = dict(overrides or {}).get("preprocessing_mode") or spec.kwargs.get("preprocessing_mode")
     return mode or STEM_DEFAULTS[spec.dataset]["preprocessing"]
@@ -50,7 +50,8 @@ def _spec_mode(spec, overrides=None):
 
 def _name_mode(name):
     """The mode of a registry name or a zoo name (its card's architecture)."""
-    from keras_preact import registry, zoo
+    from keras_preact import zoo
+    from keras_preact.models import registry
 
     if str(name).lower() in registry.list_models():
         return _spec_mode(registry.get_model_spec(name))
@@ -66,7 +67,7 @@ def _name_mode(name):
 
 def _normalizes_inside(model):
     """Whether `model` (or a model nested in it) has keras-preact's input normalization layer."""
-    from keras_preact.layers import ImageNormalization
+    from keras_preact.models.layers import ImageNormalization
 
     stack = list(model.layers)
     while stack:
@@ -78,7 +79,7 @@ def _normalizes_inside(model):
 
 
 def _model_mode(model):
-    from keras_preact import registry
+    from keras_preact.models import registry
 
     if str(model.name).lower() not in registry.list_models():
         raise ValueError(
@@ -91,7 +92,7 @@ def _model_mode(model):
 
 def _cifar(x, data_format):
     """"cifar" mode: keras.applications' "torch" steps with CIFAR-10's channel statistics."""
-    from keras_preact._builder import PREPROCESSING
+    from keras_preact.models._builder import PREPROCESSING
 
     mean, std = PREPROCESSING["cifar"]["mean"], PREPROCESSING["cifar"]["std"]
     axis = -1 if data_format == "channels_last" else (0 if len(x.shape) == 3 else 1)
@@ -159,7 +160,8 @@ def preprocess_input(x, model_or_name, data_format=None):
 
 def _class_names(probabilities_width, model):
     """[(class id, class name)] for decode_predictions' `model` argument."""
-    from keras_preact import registry, zoo
+    from keras_preact import zoo
+    from keras_preact.models import registry
 
     if isinstance(model, keras.Model):
         raise ValueError(

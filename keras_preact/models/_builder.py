@@ -6,7 +6,7 @@ plus `include_preprocessing` and `name`) is handled here once, for every
 family: argument checks that run before any layer is built, the input and
 preprocessing layers, the classification head, and the model itself.
 Weights (where `weights=` points, and how a file is checked and loaded) are
-`keras_preact.weights`' concern.
+`keras_preact.models.weights`' concern.
 """
 
 import os
@@ -15,8 +15,8 @@ import sys
 import keras
 from keras import layers
 
-from keras_preact.layers import ImageNormalization
-from keras_preact.weights import KerasApplicationsWeights, load_weights, resolve_weights
+from keras_preact.models.layers import ImageNormalization
+from keras_preact.models.weights import KerasApplicationsWeights, load_weights, resolve_weights
 
 # Normalization constants, keyed by the name a spec uses.
 #   cifar: CIFAR-10 training-set channel statistics (what the papers' Torch

@@ -57,7 +57,7 @@ class KerasApplicationsWeights:
 
 def imagenet_weights(architecture, *, classes, include_top):
     """The KerasApplicationsWeights for `weights="imagenet"`, after checking the request."""
-    from keras_preact import registry
+    from keras_preact.models import registry
 
     sources = registry.imagenet_weight_sources()
     if architecture not in sources:

@@ -14,21 +14,21 @@ Convolutional Networks", CVPR 2017 (arXiv 1608.06993).
   keras.applications' order (same layer names, same graph).
 
 Memory: `memory_efficient=True` builds the same network from
-`keras_preact.densenet_memory`'s layers (Pleiss et al. 2017): activation
+`keras_preact.models.densenet_memory`'s layers (Pleiss et al. 2017): activation
 memory linear instead of quadratic in depth; the same weights (in the same
 order), outputs, gradients and BN moving statistics as the plain model.
 """
 
 from keras import layers
 
-from keras_preact import _builder
-from keras_preact.densenet_memory import (
+from keras_preact.models import _builder
+from keras_preact.models.densenet_memory import (
     BOTTLENECK_WIDTH,
     MemoryEfficientDenseBlock,
     MemoryEfficientTransition,
 )
-from keras_preact.registry import ModelSpec, named_builder, register
-from keras_preact.residual import conv, norm_act
+from keras_preact.models.registry import ModelSpec, named_builder, register
+from keras_preact.models.residual import conv, norm_act
 
 # ImageNet depth -> dense layers per block (Table 1; 161 is the k=48 variant
 # of the authors' released models).
@@ -207,7 +207,7 @@ def DenseNet(
     if memory_efficient and not _builder.channels_last():
         raise ValueError(
             "memory_efficient=True builds channels_last models only: its layers "
-            "(keras_preact.densenet_memory) compute batch moments and concatenations on "
+            "(keras_preact.models.densenet_memory) compute batch moments and concatenations on "
             "the last axis. Build the plain model under channels_first (the same "
             "weights), or set keras.config.set_image_data_format('channels_last')."
         )

@@ -26,8 +26,8 @@ import dataclasses
 import keras
 from keras import layers
 
-from keras_preact import _builder
-from keras_preact.layers import ChannelZeroPad
+from keras_preact.models import _builder
+from keras_preact.models.layers import ChannelZeroPad
 
 # Stage widths. CIFAR: three stages of 16/32/64 filters (v1 paper sec. 4.2).
 # ImageNet: four stages of 64/128/256/512 (v1 paper Table 1). Bottleneck

@@ -15,12 +15,12 @@ ECCV 2016 (arXiv 1603.05027).
   is keras.applications' ResNet50V2 exactly (weights and outputs), which the
   registry exposes as `ResNet50V2`, `ResNet101V2`, `ResNet152V2`.
 
-The unit itself lives in `keras_preact.residual.residual_unit`, shared with v1.
+The unit itself lives in `keras_preact.models.residual.residual_unit`, shared with v1.
 """
 
-from keras_preact import _builder
-from keras_preact.registry import ModelSpec, named_builder, register
-from keras_preact.residual import (
+from keras_preact.models import _builder
+from keras_preact.models.registry import ModelSpec, named_builder, register
+from keras_preact.models.residual import (
     CONVS_PER_UNIT,
     IMAGENET_DEPTHS,
     UnitConfig,
@@ -28,7 +28,7 @@ from keras_preact.residual import (
     resolve_depth,
 )
 # The v1 paper's CIFAR table: the basic-unit v2 nets have its parameter counts.
-from keras_preact.resnet import CIFAR_TABLE6
+from keras_preact.models.resnet import CIFAR_TABLE6
 
 
 def ResNetV2(

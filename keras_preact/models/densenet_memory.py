@@ -10,13 +10,13 @@ the backward pass (with dropout: the concatenation, first BN-ReLU and first
 conv only, since a recomputed dropout would draw new masks), so the stored
 activations grow linearly with depth instead of quadratically. Weights,
 outputs, gradients and BN moving statistics are those of the plain model
-(`keras_preact.densenet`), whose layer names and weight order they keep.
+(`keras_preact.models.densenet`), whose layer names and weight order they keep.
 """
 
 import keras
 from keras import layers, ops
 
-from keras_preact import _builder
+from keras_preact.models import _builder
 
 BOTTLENECK_WIDTH = 4  # the 1x1 conv of DenseNet-B makes 4k feature maps (sec. 3)
 

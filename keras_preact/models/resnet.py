@@ -5,16 +5,16 @@ Recognition", CVPR 2016 (arXiv 1512.03385): residual units
 `y = relu(F(x) + x)`; CIFAR nets of 6n+2 layers with option-A (zero-padding)
 shortcuts (sec. 4.2, Table 6); ImageNet nets of 18-152 layers (Table 1).
 
-The units, shortcuts, stages and stem are `keras_preact.residual`'s, shared
+The units, shortcuts, stages and stem are `keras_preact.models.residual`'s, shared
 with the pre-activation ResNet (`resnet_v2.py`); `ResNet` picks the v1
 paper's "original" unit and its shortcut options A/B/C. Layer names follow
 keras.applications, so keras.applications' ResNet50/101/152 weights load
 into ours with `set_weights`.
 """
 
-from keras_preact import _builder
-from keras_preact.registry import ModelSpec, named_builder, register
-from keras_preact.residual import CONVS_PER_UNIT, UnitConfig, build_residual_network, resolve_depth
+from keras_preact.models import _builder
+from keras_preact.models.registry import ModelSpec, named_builder, register
+from keras_preact.models.residual import CONVS_PER_UNIT, UnitConfig, build_residual_network, resolve_depth
 
 
 def ResNet(
