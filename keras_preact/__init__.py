@@ -22,7 +22,7 @@ _startup.before_tensorflow()
 # of users' output. Warnings and errors still show; an explicit setting wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-from keras_preact.models import layers  # noqa: E402
+from keras_preact import layers  # noqa: E402
 from keras_preact.models.analysis import count_flops, count_params, paper_depth
 from keras_preact.models.densenet import (
     DenseNet,
