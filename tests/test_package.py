@@ -76,6 +76,9 @@ def test_the_wheel_installs_one_top_level_package(installed):
         assert f"keras_preact/zoo/models/{card.parent.name}/model_card.json" in packaged
         if weights["source"] == "package":
             assert f"keras_preact/zoo/models/{card.parent.name}/{weights['file']}" in packaged
+    # README's "The wheel is about 8.5 MB" (megabytes of 10**6 bytes, to the nearest half).
+    megabytes = round(wheel.stat().st_size / 1e6 * 2) / 2
+    assert f"The wheel is about {megabytes:g} MB:" in " ".join((REPO / "README.md").read_text().split())
 
 
 def test_the_installed_zoo_lists_every_model_and_reproduces_a_card(installed):
