@@ -130,34 +130,46 @@ def _channel_axis(data_format):
 
 # --- keras.applications' checks -------------------------------------------------------------
 
+def _shapes_only():
+    """Keras' checks look at shapes and layers, never at values: the models are built with their
+    variables created but not initialized, which makes a build 2-4x cheaper (ResNet152: 0.5-0.7 s
+    of CPU instead of 2.1-2.8 s; DenseNet201 0.9 s instead of 1.7 s) and this file's ~400 builds
+    affordable in the default run."""
+    return keras.StatelessScope(initialize_variables=False)
+
+
 @pytest.mark.parametrize("app, width", APPS)
 def test_application_notop_variable_input_channels(app, width, data_format):
     expected = ([None, None, None, width] if data_format == "channels_last"
                 else [None, width, None, None])
     for channels in (1, 4):
-        model = app(weights=None, include_top=False,
-                    input_shape=_shape((None, None, channels), data_format))
+        with _shapes_only():
+            model = app(weights=None, include_top=False,
+                        input_shape=_shape((None, None, channels), data_format))
         assert list(model.outputs[0].shape) == expected, channels
 
 
 @pytest.mark.parametrize("app, width", APPS)
 def test_application_notop_custom_input_shape(app, width, data_format):
-    model = app(weights=None, include_top=False, input_shape=_shape((123, 123, 3), data_format))
+    with _shapes_only():
+        model = app(weights=None, include_top=False, input_shape=_shape((123, 123, 3), data_format))
     assert list(model.outputs[0].shape)[_channel_axis(data_format)] == width
 
 
 @pytest.mark.parametrize("app, width", APPS)
 def test_application_notop_custom_input_tensor(app, width, data_format):
     inputs = keras.Input(shape=_shape((200, 200, 4), data_format), name="custom_input")
-    tensor = keras.layers.Conv2D(3, (2, 2), padding="valid", strides=(2, 2))(inputs)
-    model = app(weights=None, include_top=False, input_tensor=tensor)
+    with _shapes_only():
+        tensor = keras.layers.Conv2D(3, (2, 2), padding="valid", strides=(2, 2))(inputs)
+        model = app(weights=None, include_top=False, input_tensor=tensor)
     assert list(model.outputs[0].shape)[_channel_axis(data_format)] == width
     assert model.inputs[0] is inputs
 
 
 @pytest.mark.parametrize("app, width", APPS)
 def test_application_pooling(app, width, data_format):
-    model = app(weights=None, include_top=False, pooling="max")
+    with _shapes_only():
+        model = app(weights=None, include_top=False, pooling="max")
     assert list(model.outputs[0].shape) == [None, width]
     assert isinstance(model.layers[-1], keras.layers.GlobalMaxPooling2D)
     assert model.layers[-1].data_format == data_format
@@ -167,10 +179,11 @@ def test_application_pooling(app, width, data_format):
 def test_application_classifier_activation_and_serialization(app, width, data_format):
     """Keras' test_application_classifier_activation, and test_application_base's
     serialization round trip (its ImageNet inference needs a download)."""
-    model = app(weights=None, include_top=True, classifier_activation="softmax")
+    with _shapes_only():
+        model = app(weights=None, include_top=True, classifier_activation="softmax")
+        config = keras.saving.serialize_keras_object(model)
+        reconstructed = keras.saving.deserialize_keras_object(config)
     assert model.layers[-1].activation.__name__ == "softmax"
-    config = keras.saving.serialize_keras_object(model)
-    reconstructed = keras.saving.deserialize_keras_object(config)
     assert len(reconstructed.weights) == len(model.weights)
     assert reconstructed.input_shape == model.input_shape
     assert reconstructed.input_shape[_channel_axis(data_format)] == 3

@@ -277,7 +277,8 @@ def test_ema_run_evaluates_exports_and_carries_the_weights_average(finished_run,
     root, first = finished_run
     md = str(tmp_path / "ema")
     rc, out, err = run("keras_preact.training.train", *TINY, f"--dataset=folder:{root}", f"--model_dir={md}",
-                       f"--init_from={first}", "--ema_momentum=0.5", "--cpu_devices=2")
+                       f"--init_from={first}", "--ema_momentum=0.5", "--ema_batch_norm_batches=5",
+                       "--cpu_devices=2")
     assert rc == 0, err[-3000:]
     ckpt = state.load_checkpoint(md)
     names = ckpt.meta["optimizer_variables"]
@@ -292,7 +293,7 @@ def test_ema_run_evaluates_exports_and_carries_the_weights_average(finished_run,
     assert any(not np.array_equal(np.asarray(w), a) for w, a in zip(live.trainable_variables, averages))
     # The average gets batch-norm statistics of its own (training.batch_norm_statistics): the exported
     # ones are not the live weights' that the checkpoint keeps training with.
-    assert "recomputed for the averaged weights on 100 batches" in err
+    assert "recomputed for the averaged weights on 5 batches" in err
     moving = [(np.asarray(a), np.asarray(b)) for a, b in zip(exported.non_trainable_variables,
                                                               live.non_trainable_variables)]
     assert moving and all(a.shape == b.shape and not np.allclose(a, b) for a, b in moving)
