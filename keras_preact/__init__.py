@@ -81,6 +81,9 @@ from keras_preact.models.resnet_v2 import (
     ResNetV2_200,
     ResNetV2_1001,
 )
-from keras_preact.zoo import list_zoo
+from keras_preact.store import list_zoo
+
+# `keras_preact.zoo.get_card(...)` after `import keras_preact`: the zoo's names (the store's).
+from keras_preact import zoo  # noqa: F401
 
 __version__ = "0.1.0"

@@ -18,18 +18,23 @@ pixels reach the network exactly as in training: the model's own
 A zoo model is exported on demand with `export_zoo_model` (`keras-preact export
 --model NAME --out DIR`): SavedModels are built from the verified weight file, not
 stored. A training run directory is exported with `export_run`, which rebuilds the
-architecture named in `run.json` and loads `final.weights.h5` into it, so the
-SavedModel and the zoo's weight file come from the same weights.
+architecture named in `run.json` and loads `final.weights.h5` into it
+(`keras_preact.training.run_dir`), so the SavedModel and the zoo's weight file come from
+the same weights. `check_exportable` and `probabilities_fn` are the contract the other
+formats' exports (keras_preact/runtimes.py) share with the SavedModel.
 """
 
-import json
-from dataclasses import dataclass
+import shutil
+import tempfile
 from pathlib import Path
 
 import keras
 
+from keras_preact import store
 from keras_preact.models.data_format import channels_last_twin
 from keras_preact.models.layers import ImageNormalization
+from keras_preact.models.registry import load_zoo_model
+from keras_preact.training.run_dir import build_trained_model, read_run
 
 SERVING_DEFAULT = "serving_default"
 SERVING_BYTES = "serving_bytes"
@@ -37,86 +42,6 @@ IMAGES_INPUT = "images"
 BYTES_INPUT = "image_bytes"
 OUTPUT_NAMES = ("probabilities", "top_k_classes", "top_k_probabilities", "top_k_class_names")
 TOP_K = 5
-RUN_FILE = "run.json"
-WEIGHTS_FILE = "final.weights.h5"
-REQUIRED_RUN_KEYS = ("model", "model_kwargs", "dataset", "class_names")
-
-
-@dataclass(frozen=True)
-class TrainingRun:
-    """What `export_run` and `zoo.publish` read from a training run directory.
-
-    Attributes:
-        model_dir: Path. The run directory.
-        architecture: str. Registry name of the trained model (`run.json` "model").
-        model_kwargs: dict. Keyword arguments it was built with.
-        class_names: list of str. Names of the classes, in label order.
-        record: dict. The whole `run.json`.
-    """
-
-    model_dir: Path
-    architecture: str
-    model_kwargs: dict
-    class_names: list
-    record: dict
-
-    @property
-    def weights_path(self):
-        return self.model_dir / WEIGHTS_FILE
-
-
-def read_run(model_dir):
-    """Read and check a training run directory's `run.json`.
-
-    Raises:
-        ValueError: the directory, `run.json`, one of its required keys or
-            `final.weights.h5` is missing.
-    """
-    model_dir = Path(model_dir)
-    run_file = model_dir / RUN_FILE
-    if not run_file.is_file():
-        raise ValueError(
-            f"{model_dir} is not a training run directory: it has no {RUN_FILE}. "
-            "Pass the --model_dir a training run wrote."
-        )
-    record = json.loads(run_file.read_text())
-    missing = [key for key in REQUIRED_RUN_KEYS if key not in record]
-    if missing:
-        raise ValueError(
-            f"{run_file} lacks the keys {missing}; a training run writes "
-            f"{list(REQUIRED_RUN_KEYS)}."
-        )
-    run = TrainingRun(
-        model_dir=model_dir,
-        architecture=record["model"],
-        # `weights` would load something else over the trained weights.
-        model_kwargs={k: v for k, v in record["model_kwargs"].items() if k != "weights"},
-        class_names=[str(name) for name in record["class_names"]],
-        record=record,
-    )
-    if not run.weights_path.is_file():
-        raise ValueError(f"{model_dir} has no {WEIGHTS_FILE}; did the training run finish?")
-    return run
-
-
-def build_trained_model(run):
-    """The run's architecture, built from the registry, with `final.weights.h5` loaded.
-
-    Loaded with Keras' own `load_weights`, which skips the optimizer state a
-    training run's weight file carries.
-    """
-    import keras_preact  # The registry imports this module's neighbours; import it late.
-
-    # A run's model_kwargs may change the registered network (the ablations' unit=, depth=).
-    model = keras_preact.build_variant(run.architecture, **run.model_kwargs)
-    try:
-        model.load_weights(run.weights_path)
-    except Exception as error:  # h5py and Keras raise many types; the user needs one.
-        raise ValueError(
-            f"Could not load {run.weights_path} into {run.architecture!r} built with "
-            f"{run.model_kwargs}: {error}"
-        ) from error
-    return model
 
 
 def export_run(model_dir, export_dir, *, top_k=TOP_K, test_time_flip=False):
@@ -133,9 +58,7 @@ def export_zoo_model(name, export_dir, *, top_k=TOP_K, test_time_flip=False):
     For TF Serving, export into a numbered version folder of the model's base path
     (`--out serving/NAME/1`, served with `--model_base_path=$PWD/serving/NAME`).
     """
-    from keras_preact import zoo
-
-    return export_model(zoo.load_model(name), export_dir, class_names=zoo.get_card(name)["class_names"],
+    return export_model(load_zoo_model(name), export_dir, class_names=store.get_card(name)["class_names"],
                         top_k=top_k, test_time_flip=test_time_flip)
 
 
@@ -144,13 +67,8 @@ def zoo_saved_model(name):
 
     Keyed by the weights' sha256, so new weights under the same name get a new export.
     """
-    import shutil
-    import tempfile
-
-    from keras_preact import zoo
-
-    card = zoo.get_card(name)
-    target = zoo.cache_dir() / name / f"saved_model-{card['weights']['sha256'][:16]}"
+    card = store.get_card(name)
+    target = store.cache_dir() / name / f"saved_model-{card['weights']['sha256'][:16]}"
     if not (target / "saved_model.pb").is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
@@ -191,10 +109,10 @@ def export_model(model, export_dir, *, class_names, top_k=TOP_K, test_time_flip=
 
     # Exports take NHWC pixels whatever the model's data format (the same weights).
     model = channels_last_twin(model)
-    height, width, classes = _check_exportable(model, class_names)
+    height, width, classes = check_exportable(model, class_names)
     names = tf.constant([str(name) for name in class_names], dtype=tf.string)
     k = min(int(top_k), classes)
-    to_probabilities = _probabilities_fn(model)
+    to_probabilities = probabilities_fn(model)
 
     def predict(pixels):
         return tf.cast(to_probabilities(model(pixels, training=False)), tf.float32)
@@ -236,7 +154,7 @@ def export_model(model, export_dir, *, class_names, top_k=TOP_K, test_time_flip=
     return export_dir
 
 
-def _check_exportable(model, class_names):
+def check_exportable(model, class_names):
     """(height, width, classes) of an exportable model; ValueError naming what is wrong."""
     if keras.backend.backend() != "tensorflow":
         raise ValueError(
@@ -276,7 +194,7 @@ def _check_exportable(model, class_names):
     return int(height), int(width), classes
 
 
-def _probabilities_fn(model):
+def probabilities_fn(model):
     """softmax for a model that outputs logits, identity for one that ends in softmax."""
     activation = getattr(model.layers[-1], "activation", None)
     name = keras.activations.serialize(activation) if activation is not None else "linear"

@@ -34,7 +34,8 @@ must run on 1 and 5 images, give probabilities that sum to 1, and give the Keras
 top-1 class on at least `INT8_MIN_AGREEMENT` of the calibration images.
 
 Imports go one way: formats <- quantization <- runtimes, and runtimes also builds on
-export (the SavedModel, the exportable checks) and zoo (`export_zoo_model`).
+export (the SavedModel, the exportable checks), the zoo store (`export_zoo_model`) and
+`keras_preact.training.run_dir` (`export_run`).
 """
 
 import json
@@ -44,8 +45,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_preact import export, quantization, zoo
-from keras_preact.models.data_format import channels_last_twin
+from keras_preact import export, quantization, store
 from keras_preact.formats import (  # noqa: F401 (re-exported: keras_preact.runtimes.load_predictor, ...)
     ARTIFACTS,
     EXPORTERS,
@@ -70,6 +70,9 @@ from keras_preact.formats import (  # noqa: F401 (re-exported: keras_preact.runt
     require,
     runtime_version,
 )
+from keras_preact.models.data_format import channels_last_twin
+from keras_preact.models.registry import load_zoo_model
+from keras_preact.training.run_dir import RUN_FILE, build_trained_model, read_run
 
 AGREEMENT_TOLERANCE = 1e-4
 # An int8 export must give the Keras model's top-1 class on this share of its calibration images.
@@ -86,8 +89,8 @@ def pixel_model(model):
     uint8 `[N, H, W, 3]` -> cast to float32 -> `model` (its `ImageNormalization`
     normalizes) -> softmax if the model ends in logits -> `{"probabilities": ...}`.
     """
-    height, width, _ = export._check_exportable(model, class_names=_placeholder_names(model))
-    to_probabilities = export._probabilities_fn(model)
+    height, width, _ = export.check_exportable(model, class_names=_placeholder_names(model))
+    to_probabilities = export.probabilities_fn(model)
 
     class Pixels(keras.layers.Layer):
         """uint8 -> float32: the pixels keep their 0..255 values."""
@@ -136,7 +139,7 @@ def export_model(model, out_dir, fmt, *, class_names, source=None, check=True, i
     model = channels_last_twin(model)
     if fmt == "saved_model":
         return export.export_model(model, out_dir, class_names=class_names)
-    export._check_exportable(model, class_names)
+    export.check_exportable(model, class_names)
     height, width, _ = (int(d) for d in model.inputs[0].shape[1:])
     if int8:
         if calibration is None:
@@ -234,7 +237,7 @@ def _check_against_keras(model, out_dir, fmt, height, width):
 def keras_probabilities(model, images):
     """The Keras model's probabilities for uint8 `images` (softmax applied to a logits model)."""
     scores = model.predict(np.asarray(images, dtype=np.float32), verbose=0)
-    return np.asarray(export._probabilities_fn(model)(scores), dtype=np.float32)
+    return np.asarray(export.probabilities_fn(model)(scores), dtype=np.float32)
 
 
 def export_zoo_model(name, out_dir, fmt, *, int8=False, calibration=None, calibration_count=None):
@@ -243,8 +246,8 @@ def export_zoo_model(name, out_dir, fmt, *, int8=False, calibration=None, calibr
     int8: calibrated on `calibration` (a dataset; default: the card's dataset, when it is here),
     `calibration_count` training images (default `quantization.DEFAULT_COUNT`).
     """
-    card = zoo.get_card(name)
-    model = zoo.load_model(name)
+    card = store.get_card(name)
+    model = load_zoo_model(name)
     if int8:
         calibration = _calibration(model, calibration, calibration_count,
                                    card.get("evaluation", {}).get("dataset"), f"zoo model {name}'s card")
@@ -254,11 +257,11 @@ def export_zoo_model(name, out_dir, fmt, *, int8=False, calibration=None, calibr
 
 def export_run(model_dir, out_dir, fmt, *, int8=False, calibration=None, calibration_count=None):
     """Export a training run directory's final weights as `fmt`; return the artifact's path (int8: as above)."""
-    run = export.read_run(model_dir)
-    model = export.build_trained_model(run)
+    run = read_run(model_dir)
+    model = build_trained_model(run)
     if int8:
         calibration = _calibration(model, calibration, calibration_count, run.record.get("dataset"),
-                                   f"{Path(model_dir) / export.RUN_FILE}")
+                                   f"{Path(model_dir) / RUN_FILE}")
     return export_model(model, out_dir, fmt, class_names=run.class_names,
                         source=f"run:{Path(model_dir).name}", int8=int8, calibration=calibration)
 

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import keras_preact
-from keras_preact import cli, zoo
+from keras_preact import cli, store, zoo
 from test_zoo_support import (  # noqa: F401 (fixtures)
     CLASS_NAMES,
     ZOO_NAME,
@@ -42,7 +42,7 @@ def test_bare_command_shows_usage_and_the_packaged_zoo(tmp_path):
 
 def test_an_empty_zoo_says_how_to_publish(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("KERAS_PREACT_ZOO", str(tmp_path / "empty"))
-    monkeypatch.setattr(zoo, "PACKAGED_ZOO", tmp_path / "no_packaged_models")
+    monkeypatch.setattr(store, "PACKAGED_ZOO", tmp_path / "no_packaged_models")
     assert cli.main(["list"]) == 0
     output = capsys.readouterr().out
     assert "has no models" in output and "keras-preact publish --model_dir" in output

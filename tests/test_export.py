@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from keras_preact import export
+from keras_preact.training.run_dir import read_run
 from test_zoo_support import (  # noqa: F401 (fixtures)
     CLASS_NAMES,
     ZOO_NAME,
@@ -168,11 +169,11 @@ def test_export_rejects_models_it_cannot_serve(tmp_path):
 
 def test_read_run_names_what_is_missing(tmp_path):
     with pytest.raises(ValueError, match="no run.json"):
-        export.read_run(tmp_path)
+        read_run(tmp_path)
     (tmp_path / "run.json").write_text(json.dumps({"model": "resnet_20"}))
     with pytest.raises(ValueError, match="lacks the keys"):
-        export.read_run(tmp_path)
+        read_run(tmp_path)
     record = json.loads((run_dir() / "run.json").read_text())
     (tmp_path / "run.json").write_text(json.dumps(record))
     with pytest.raises(ValueError, match="final.weights.h5"):
-        export.read_run(tmp_path)
+        read_run(tmp_path)

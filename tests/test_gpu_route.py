@@ -210,7 +210,8 @@ def _train(bundle_dir, out, cache, *extra):
 
 
 def test_gpu_route_dry_run_on_cpu(tmp_path):
-    from keras_preact import cli, export
+    from keras_preact import cli
+    from keras_preact.training.run_dir import read_run
     from training.gpu import finalize
 
     if CIFAR_ARCHIVE.is_file():
@@ -238,7 +239,7 @@ def test_gpu_route_dry_run_on_cpu(tmp_path):
     assert record["status"] == "paused" and len(record["epochs"]) == 1
     assert (first / "checkpoint.npz").is_file() and not (first / "final.weights.h5").exists()
     with pytest.raises(ValueError, match="final.weights.h5"):
-        export.read_run(first)
+        read_run(first)
 
     # Call 2, "on another machine": resume from the returned folder into a new --out.
     second = tmp_path / "call2" / "run"
@@ -250,7 +251,7 @@ def test_gpu_route_dry_run_on_cpu(tmp_path):
     assert record["schedule"]["kind"] == "onecycle" and record["hardware"]["platform"] == "cpu"
     assert record["data"]["pixels"]["decoder"] in bundle.DECODERS
     assert "tensorflow" not in record["versions"]
-    run = export.read_run(second)
+    run = read_run(second)
     assert run.architecture == "resnetv2_20" and run.model_kwargs == {"classes": 10}
 
     # Here, with TensorFlow: publish (rebuilds the model, loads final.weights.h5, evaluates).

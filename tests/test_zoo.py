@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import keras_preact
-from keras_preact import zoo
+from keras_preact import store, zoo
 from keras_preact.data import portable_dataset
 from keras_preact.zoo import cards, evaluation, publish
 from test_zoo_support import (  # noqa: F401 (fixtures)
@@ -298,7 +298,7 @@ def test_zoo_readme_is_generated_from_the_cards(zoo_copy):
 
 def test_empty_zoo_readme_says_how_to_publish(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_PREACT_ZOO", str(tmp_path))
-    monkeypatch.setattr(zoo, "PACKAGED_ZOO", tmp_path / "no_packaged_models")
+    monkeypatch.setattr(store, "PACKAGED_ZOO", tmp_path / "no_packaged_models")
     assert zoo.list_zoo() == []
     assert "keras-preact publish" in cards.write_zoo_readme(tmp_path).read_text()
 

@@ -126,9 +126,9 @@ def published_zoo():
 
 def trained_model():
     """The tiny run's model, rebuilt from the registry with its final weights."""
-    from keras_preact import export
+    from keras_preact.training.run_dir import build_trained_model, read_run
 
-    return export.build_trained_model(export.read_run(run_dir()))
+    return build_trained_model(read_run(run_dir()))
 
 
 @pytest.fixture

@@ -7,5 +7,6 @@ custom layers), `residual` (the residual units, shortcuts and stages), the famil
 `resnet_v2`, `densenet` and `densenet_memory`, and around them `data_format` (a model's data
 format, its channels_last twin), `analysis` (parameters, multiply-adds, depth), `features`
 (feature extraction) and `imagenet` (keras.applications' `preprocess_input` and
-`decode_predictions`). The public names are `keras_preact`'s (`keras_preact.ResNetV2_164`, ...).
+`decode_predictions`). They import nothing of keras_preact but each other and the zoo store
+(keras_preact/store.py); the public names are `keras_preact`'s (`keras_preact.ResNetV2_164`, ...).
 """

@@ -27,6 +27,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_preact import store
+from keras_preact.models import registry
+from keras_preact.models._builder import PREPROCESSING, STEM_DEFAULTS
+from keras_preact.models.layers import ImageNormalization
+
 IMAGENET_CLASS_INDEX = Path(__file__).with_name("imagenet_class_index.json")
 IMAGENET_CLASSES = 1000
 # keras.applications.imagenet_utils.preprocess_input's modes; "cifar" is keras-preact's own.
@@ -42,21 +47,16 @@ def imagenet_class_index():
 
 def _spec_mode(spec, overrides=None):
     """The preprocessing mode a registered network (with builder `overrides`) expects."""
-    from keras_preact.models._builder import STEM_DEFAULTS
-
     mode = dict(overrides or {}).get("preprocessing_mode") or spec.kwargs.get("preprocessing_mode")
     return mode or STEM_DEFAULTS[spec.dataset]["preprocessing"]
 
 
 def _name_mode(name):
     """The mode of a registry name or a zoo name (its card's architecture)."""
-    from keras_preact import zoo
-    from keras_preact.models import registry
-
     if str(name).lower() in registry.list_models():
         return _spec_mode(registry.get_model_spec(name))
-    if name in zoo.list_zoo():
-        card = zoo.get_card(name)
+    if name in store.list_zoo():
+        card = store.get_card(name)
         return _spec_mode(registry.get_model_spec(card["architecture"]), card.get("model_kwargs"))
     raise ValueError(
         f"Unknown model {name!r}: preprocess_input takes a registry name "
@@ -67,8 +67,6 @@ def _name_mode(name):
 
 def _normalizes_inside(model):
     """Whether `model` (or a model nested in it) has keras-preact's input normalization layer."""
-    from keras_preact.models.layers import ImageNormalization
-
     stack = list(model.layers)
     while stack:
         layer = stack.pop()
@@ -79,8 +77,6 @@ def _normalizes_inside(model):
 
 
 def _model_mode(model):
-    from keras_preact.models import registry
-
     if str(model.name).lower() not in registry.list_models():
         raise ValueError(
             f"Model {model.name!r} takes preprocessed inputs (include_preprocessing=False) and "
@@ -92,8 +88,6 @@ def _model_mode(model):
 
 def _cifar(x, data_format):
     """"cifar" mode: keras.applications' "torch" steps with CIFAR-10's channel statistics."""
-    from keras_preact.models._builder import PREPROCESSING
-
     mean, std = PREPROCESSING["cifar"]["mean"], PREPROCESSING["cifar"]["std"]
     axis = -1 if data_format == "channels_last" else (0 if len(x.shape) == 3 else 1)
     shape = [1] * len(x.shape)
@@ -160,9 +154,6 @@ def preprocess_input(x, model_or_name, data_format=None):
 
 def _class_names(probabilities_width, model):
     """[(class id, class name)] for decode_predictions' `model` argument."""
-    from keras_preact import zoo
-    from keras_preact.models import registry
-
     if isinstance(model, keras.Model):
         raise ValueError(
             "decode_predictions needs class names, which a Keras model does not carry: pass "
@@ -171,8 +162,8 @@ def _class_names(probabilities_width, model):
     if model is not None and not isinstance(model, str):
         names = [str(name) for name in model]
         return [(i, name) for i, name in enumerate(names)]
-    if model is not None and model in zoo.list_zoo():
-        return list(enumerate(zoo.get_card(model)["class_names"]))
+    if model is not None and model in store.list_zoo():
+        return list(enumerate(store.get_card(model)["class_names"]))
     if model is not None and str(model).lower() not in registry.list_models():
         raise ValueError(
             f"Unknown model {model!r}: decode_predictions takes None (ImageNet), a zoo name "

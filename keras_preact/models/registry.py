@@ -25,6 +25,8 @@ import re
 import textwrap
 from typing import Callable, Mapping, Optional
 
+from keras_preact import store
+
 _REGISTRY = {}
 # Registry name -> its public named builder (`named_builder`).
 _NAMED_BUILDERS = {}
@@ -291,6 +293,20 @@ def build_variant(name, /, **overrides):
         ...                                    shortcut="conv1x1")
     """
     return _build(get_model_spec(name), overrides)
+
+
+def load_zoo_model(name, /):
+    """Zoo model `name`: its card's architecture, built as the card says, with its weights.
+
+    The card's `model_kwargs` may change the registered network (the grid's depth-52
+    DenseNet-BC), so it is built with `build_variant`; the weight file is verified against
+    the card's sha256 (`keras_preact.store`).
+
+    Example:
+        >>> model = keras_preact.zoo.load_model("resnetv2_20_cifar10")
+    """
+    card = store.get_card(name)
+    return build_variant(card["architecture"], weights=name, **card["model_kwargs"])
 
 
 # --- Named builders ------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 `resolve_weights` turns a builder's `weights` argument (None, "imagenet", a
 zoo model name or a `.weights.h5` path) into a source before any layer is
-built, so a typo costs no build time; zoo names are resolved by
-`keras_preact.zoo.resolve_weights`. `load_weights` loads a file only after
+built, so a typo costs no build time; zoo names are resolved by the zoo store,
+`keras_preact.store.resolve_weights`. `load_weights` loads a file only after
 checking every tensor's shape against the model, and
 `KerasApplicationsWeights` copies keras.applications' ImageNet weights into
 the networks that are keras.applications' layer for layer.
@@ -12,6 +12,9 @@ the networks that are keras.applications' layer for layer.
 import os
 
 import keras
+
+from keras_preact import store
+from keras_preact.models import registry
 
 IMAGENET = "imagenet"
 
@@ -57,8 +60,6 @@ class KerasApplicationsWeights:
 
 def imagenet_weights(architecture, *, classes, include_top):
     """The KerasApplicationsWeights for `weights="imagenet"`, after checking the request."""
-    from keras_preact.models import registry
-
     sources = registry.imagenet_weight_sources()
     if architecture not in sources:
         raise ValueError(
@@ -89,11 +90,9 @@ def resolve_weights(weights, *, architecture, classes, include_top):
     weights = os.fspath(weights)
     if weights == IMAGENET:
         return imagenet_weights(architecture, classes=classes, include_top=include_top)
-    from keras_preact import zoo  # Local import: zoo reads model cards lazily.
-
-    known = zoo.list_zoo()
+    known = store.list_zoo()
     if weights in known:
-        return zoo.resolve_weights(
+        return store.resolve_weights(
             weights, architecture=architecture, classes=classes, include_top=include_top
         )
     if os.path.isfile(weights):

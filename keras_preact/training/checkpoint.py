@@ -21,8 +21,10 @@ import keras
 import numpy as np
 from absl import logging
 
+from keras_preact.models.registry import build_variant
 from keras_preact.training import state
 from keras_preact.training.errors import RunError, differences
+from keras_preact.training.run_dir import MODEL_FILE, WEIGHTS_FILE
 
 
 def weights_digest(values: List[np.ndarray]) -> str:
@@ -98,9 +100,7 @@ class Checkpointer:
 
 def load_init_weights(strategy, model, model_name: str, init_record: dict) -> None:
     """Start from --init_from's final weights (`init_record`: run.json's record of that run)."""
-    from keras_preact import export
-
-    path = os.path.join(init_record["model_dir"], export.WEIGHTS_FILE)
+    path = os.path.join(init_record["model_dir"], WEIGHTS_FILE)
     try:
         with strategy.scope():
             model.load_weights(path)
@@ -116,13 +116,11 @@ def load_init_weights(strategy, model, model_name: str, init_record: dict) -> No
 
 def export_final(model_dir: str, model_name: str, model_kwargs: dict, values: List[np.ndarray]) -> None:
     """model.keras (softmax head, as get_model builds it by default) and final.weights.h5."""
-    import keras_preact
-
     # Exported in float32 whatever the training policy: it runs on every device, and the
     # variables are float32 under every Keras mixed-precision policy anyway.
     keras.mixed_precision.set_global_policy("float32")
-    export = keras_preact.build_variant(model_name, **model_kwargs)
+    export = build_variant(model_name, **model_kwargs)
     export.set_weights(values)
-    state.atomic_write(os.path.join(model_dir, "model.keras"), lambda p: export.save(p))
-    state.atomic_write(os.path.join(model_dir, "final.weights.h5"), lambda p: export.save_weights(p))
+    state.atomic_write(os.path.join(model_dir, MODEL_FILE), lambda p: export.save(p))
+    state.atomic_write(os.path.join(model_dir, WEIGHTS_FILE), lambda p: export.save_weights(p))
     keras.mixed_precision.set_global_policy("float32")

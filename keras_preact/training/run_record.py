@@ -21,8 +21,7 @@ from absl import logging
 from keras_preact import data as data_lib
 from keras_preact.training import environment, state
 from keras_preact.training.errors import RunError, differences
-
-RUN_JSON = "run.json"
+from keras_preact.training.run_dir import RUN_FILE, read_run
 
 
 def read_init_from(src: Optional[str], model: str, model_kwargs: dict, class_names: List[str]) -> Optional[dict]:
@@ -33,10 +32,8 @@ def read_init_from(src: Optional[str], model: str, model_kwargs: dict, class_nam
     """
     if not src:
         return None
-    from keras_preact import export
-
     try:
-        previous = export.read_run(src)  # run.json with its keys, and final.weights.h5
+        previous = read_run(src)  # run.json with its keys, and final.weights.h5
     except ValueError as e:
         raise RunError(f"--init_from={src} must be the model_dir of a finished training run: {e}") from None
     prev = previous.record
@@ -102,7 +99,7 @@ class RunRecord:
         """Wall time of the earlier sessions, read from run.json when this session first writes it."""
         if self._previous_wall is None:
             prev_wall = 0.0
-            path = os.path.join(self.model_dir, RUN_JSON)
+            path = os.path.join(self.model_dir, RUN_FILE)
             if os.path.exists(path):
                 try:
                     with open(path) as f:
@@ -154,7 +151,7 @@ class RunRecord:
 
     def write_run_json(self, trainer, status: str, final: Optional[dict] = None) -> None:
         if self.chief:
-            state.atomic_write_json(os.path.join(self.model_dir, RUN_JSON), self.run_json(trainer, status, final))
+            state.atomic_write_json(os.path.join(self.model_dir, RUN_FILE), self.run_json(trainer, status, final))
 
     # ------------------------------------------------------------------ epochs
     def epoch_entry(self, epoch: int, sums, lr: float, steps: int, iteration: int, train_seconds: float) -> dict:

@@ -3,9 +3,9 @@
 import json
 from pathlib import Path
 
-from keras_preact.models.registry import SAME_NETWORK_KWARGS
 from keras_preact.formats import RUNTIME_NAMES
-from keras_preact.zoo import CARD_FILE
+from keras_preact.models.registry import SAME_NETWORK_KWARGS, get_model_spec
+from keras_preact.store import CARD_FILE
 
 
 def _percent(fraction):
@@ -30,10 +30,8 @@ def paper_numbers(architecture, dataset_label, model_kwargs=None):
     does one whose `model_kwargs` change the network (`architecture_overrides`:
     a depth-52 `densenet_bc_100_12` is not the paper's DenseNet-BC-100).
     """
-    import keras_preact
-
     try:
-        spec = keras_preact.get_model_spec(architecture)
+        spec = get_model_spec(architecture)
     except ValueError:
         return None, None, ""
     if architecture_overrides(model_kwargs):

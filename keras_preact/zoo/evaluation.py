@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from keras_preact.export import zoo_saved_model
 from keras_preact.zoo import DECIMALS, get_card, load_model
 
 
@@ -149,8 +150,6 @@ def evaluate(name, dataset, *, runtime="keras", split="test", data_dir=None, lim
     if runtime == "keras":
         predict = keras_predictor(name)
     elif runtime == "saved_model":
-        from keras_preact.export import zoo_saved_model
-
         predict = saved_model_predictor(zoo_saved_model(name))
     else:
         raise ValueError(f"Unknown runtime {runtime!r}; valid values are 'keras', 'saved_model'.")

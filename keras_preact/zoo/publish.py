@@ -16,11 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_preact import export
 from keras_preact.data import portable_dataset, portable_path
-from keras_preact.zoo import (
+from keras_preact.models.analysis import count_flops, count_params
+from keras_preact.models.layers import ImageNormalization
+from keras_preact.models.registry import build_variant, get_model_spec
+from keras_preact.serving import DEFAULT_MAX_PIXELS
+from keras_preact.store import (
     CARD_FILE,
-    CARD_VERSION,
-    CI_SLICE,
     PACKAGED_ZOO,
     SOURCE_LOCAL,
     SOURCE_PACKAGE,
@@ -32,6 +35,8 @@ from keras_preact.zoo import (
     model_dir,
     sha256_of,
 )
+from keras_preact.training.run_dir import build_trained_model, read_run
+from keras_preact.zoo import CARD_VERSION, CI_SLICE
 from keras_preact.zoo.cards import render_model_readme, write_zoo_readme
 from keras_preact.zoo.evaluation import (
     evaluate,
@@ -72,9 +77,6 @@ def publish(run_dir, name, dataset, *, zoo_dir=None, weights_url=None, dataset_l
     Returns:
         Path of the new zoo model folder.
     """
-    import keras_preact
-    from keras_preact import export
-
     _check_zoo_name(name)
     root = Path(zoo_dir) if zoo_dir is not None else explicit_zoo_dir()
     if root is None:
@@ -85,14 +87,14 @@ def publish(run_dir, name, dataset, *, zoo_dir=None, weights_url=None, dataset_l
     destination = root / name
     if destination.exists() and not overwrite:
         raise ZooError(f"{destination} already exists; pass overwrite=True (--overwrite).")
-    run = export.read_run(run_dir)
+    run = read_run(run_dir)
     status = run.record.get("status", "finished")
     if status != "finished":
         raise ZooError(
             f"The training run in {run_dir} has status {status!r}, not 'finished'; only "
             "finished runs are published. Resume it first."
         )
-    model = export.build_trained_model(run)
+    model = build_trained_model(run)
     staging = root / f".{name}.staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -100,7 +102,7 @@ def publish(run_dir, name, dataset, *, zoo_dir=None, weights_url=None, dataset_l
         # Saved from the rebuilt model, not copied: no optimizer state.
         weights_file = staging / f"{name}.weights.h5"
         model.save_weights(weights_file)
-        keras_preact.build_variant(run.architecture, weights=str(weights_file), **run.model_kwargs)
+        build_variant(run.architecture, weights=str(weights_file), **run.model_kwargs)
         export.export_model(model, staging / "saved_model", class_names=run.class_names)
         evaluation, agreement = _measure(model, staging / "saved_model", dataset,
                                          class_names=run.class_names, split=split,
@@ -236,8 +238,6 @@ def _versions():
 
 def _preprocessing_of(model):
     """The config of the model's ImageNormalization layer, which normalizes in-model."""
-    from keras_preact.models.layers import ImageNormalization
-
     layer = next(layer for layer in model.layers if isinstance(layer, ImageNormalization))
     config = layer.get_config()
     return {
@@ -295,11 +295,7 @@ def portable_recipe(recipe):
 def build_card(name, run, model, weights_file, evaluation, *, dataset, dataset_label, split,
                agreement, limit=None, weights_source=SOURCE_LOCAL, url=None):
     """The model card dict of a model about to be published."""
-    import keras_preact
-    from keras_preact import export
-    from keras_preact.serving import DEFAULT_MAX_PIXELS
-
-    spec = keras_preact.get_model_spec(run.architecture)
+    spec = get_model_spec(run.architecture)
     _, height, width, channels = model.inputs[0].shape
     full = evaluation.summary()
     source = portable_dataset(dataset)
@@ -329,8 +325,8 @@ def build_card(name, run, model, weights_file, evaluation, *, dataset, dataset_l
             # only when published with --limit (tests): the numbers are not the full split's
             **({} if limit is None else {"limit": int(limit)}),
         },
-        "params": int(keras_preact.count_params(model)),
-        "flops": int(keras_preact.count_flops(model)),
+        "params": int(count_params(model)),
+        "flops": int(count_flops(model)),
         "flops_unit": "multiply-adds per image",
         "input": {
             "shape": [int(height), int(width), int(channels)],
@@ -367,7 +363,7 @@ def build_card(name, run, model, weights_file, evaluation, *, dataset, dataset_l
             "sha256": sha256_of(weights_file),
             "bytes": Path(weights_file).stat().st_size,
             # "package": beside the card in the wheel; "local": beside the card in a zoo
-            # directory; "url": downloaded from `url` into the cache (keras_preact.zoo).
+            # directory; "url": downloaded from `url` into the cache (keras_preact.store).
             "source": weights_source,
             **({"url": url} if url else {}),
         },

@@ -40,10 +40,10 @@ def main(argv=None) -> int:
 
     import keras_preact
     from keras_preact import data as data_lib
-    from keras_preact import export
     from keras_preact.training import state
+    from keras_preact.training.run_dir import read_run
 
-    run = export.read_run(args.run_dir)
+    run = read_run(args.run_dir)
     files = sorted(glob.glob(args.checkpoints))
     if not files:
         raise SystemExit(f"error: no checkpoint matches {args.checkpoints!r}")

@@ -394,7 +394,7 @@ def _test_images(dataset: str):
 def measure_gates(exps, setting, results_dir, dataset, out=sys.stdout) -> int:
     """Write gates.json (mean g per unit over the test split) for every finished gating run."""
     from keras_preact.models.analysis import gate_means
-    from keras_preact.export import build_trained_model, read_run
+    from keras_preact.training.run_dir import build_trained_model, read_run
 
     todo = [(e, s, G.run_dir(results_dir, setting, e, s)) for e, s in G.run_order([e for e in exps if is_gating(e)])]
     todo = [(e, s, path) for e, s, path in todo if G.run_state(path).state == "finished"]

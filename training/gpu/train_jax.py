@@ -28,7 +28,7 @@ one-cycle schedule ends inside this call; with ``--span_calls`` it keeps --epoch
 decides again whether another one fits.
 
 Files in ``--out`` (at most 5, for the device's $OUT limits): ``run.json`` (what
-`keras_preact.export.read_run` requires -- model, model_kwargs, dataset, class_names -- and
+`keras_preact.training.run_dir.read_run` requires -- model, model_kwargs, dataset, class_names -- and
 config, schedule, status, epochs history, final, hardware, versions, wall time), rewritten
 after every epoch; ``checkpoint.npz`` (every model and optimizer variable and the history,
 written atomically after every ``--checkpoint_every`` epochs and at the end of the call: a
