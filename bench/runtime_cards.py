@@ -334,7 +334,7 @@ def main(argv=None):
     parser.add_argument("--split", default="test")
     parser.add_argument("--models", default=None, help="comma-separated zoo names (default: the packaged zoo)")
     parser.add_argument("--formats", default=None,
-                        help=f"default: {','.join(runtimes.FORMATS)}; with --int8 {','.join(INT8_FORMATS)}")
+                        help=f"default: {','.join(runtimes.EXPORT_FORMATS)}; with --int8 {','.join(INT8_FORMATS)}")
     parser.add_argument("--limit", type=int, default=None, help="first N images only (implies --dry_run)")
     parser.add_argument("--dry_run", action="store_true", help="measure and print; write no card")
     parser.add_argument("--int8", action="store_true", help="int8 beside float32: accuracy, size and latency")
@@ -350,7 +350,7 @@ def main(argv=None):
         os.environ.pop(zoo.ZOO_ENV, None)  # the packaged cards, not a user's zoo of the same names
     if args.int8:
         return int8_main(args, names)
-    formats = [f for f in (args.formats or ",".join(runtimes.FORMATS)).split(",") if f]
+    formats = [f for f in (args.formats or ",".join(runtimes.EXPORT_FORMATS)).split(",") if f]
     for fmt in formats:
         runtimes.require(fmt)
     dry_run = args.dry_run or args.limit is not None

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-FORMATS = ("saved_model", "onnx", "openvino", "litert")
+EXPORT_FORMATS = ("saved_model", "onnx", "openvino", "litert")
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
 INFO_FILE = "model_info.json"
@@ -73,8 +73,8 @@ def missing_modules(fmt, int8=False):
 
 def require(fmt, int8=False):
     """Raise MissingExtraError (one line: which extra to install) unless `fmt` (`--int8`) can be used."""
-    if fmt not in FORMATS:
-        raise ValueError(f"Unknown format {fmt!r}; valid formats are {', '.join(FORMATS)}.")
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"Unknown format {fmt!r}; valid formats are {', '.join(EXPORT_FORMATS)}.")
     if int8 and fmt not in INT8_MODULES:
         raise ValueError(f"--int8 is available for --format {', '.join(INT8_MODULES)}, not {fmt}.")
     missing = missing_modules(fmt, int8)
@@ -209,7 +209,7 @@ class Predictor:
     """uint8 `[N, H, W, 3]` -> float32 probabilities `[N, classes]` through one runtime.
 
     Attributes:
-        format: str. One of FORMATS.
+        format: str. One of EXPORT_FORMATS.
         height, width: int or None. The input size the artifact takes (None: any).
         classes: int. Number of classes.
         runtime: str. 'onnxruntime 1.32.0' and the like.

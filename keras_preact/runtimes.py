@@ -12,7 +12,7 @@ Every format takes the same input and gives the same output as the SavedModel's
   on the client.
 - output `probabilities`: float32 `[N, classes]`, softmax over the classes in label order.
 
-This module writes the exports; keras_preact/formats.py, which it re-exports (`FORMATS`,
+This module writes the exports; keras_preact/formats.py, which it re-exports (`EXPORT_FORMATS`,
 `INPUT_NAME`, `require`, `load_predictor`, ...), holds the format constants, the float
 converters and the code that runs an export.
 
@@ -50,7 +50,7 @@ from keras_preact.formats import (  # noqa: F401 (re-exported: keras_preact.runt
     ARTIFACTS,
     EXPORTERS,
     EXTRA_MODULES,
-    FORMATS,
+    EXPORT_FORMATS,
     INFO_FILE,
     INPUT_NAME,
     INT8_MODULES,

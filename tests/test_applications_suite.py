@@ -44,11 +44,11 @@ import pytest
 
 import keras_preact
 from keras_preact import zoo
+from keras_preact.models.data_format import DATA_FORMATS
 from keras_preact.models.layers import ChannelZeroPad, ImageNormalization
 from keras_preact.models.registry import get_model_spec, list_models
 from keras_preact.models.residual import SHORTCUTS, UNIT_LAYOUTS
 
-FORMATS = ("channels_last", "channels_first")
 # keras.applications' MODEL_LIST entries for the nine networks ours has, with its last widths.
 SHARED = {
     "ResNet50": 2048, "ResNet101": 2048, "ResNet152": 2048,
@@ -111,7 +111,7 @@ APPS = (
 )
 
 
-@pytest.fixture(params=FORMATS)
+@pytest.fixture(params=DATA_FORMATS)
 def data_format(request):
     before = keras.config.image_data_format()
     keras.config.set_image_data_format(request.param)
@@ -223,7 +223,7 @@ def test_keras_file_round_trip(name, data_format, tmp_path):
     np.testing.assert_array_equal(loaded(x.astype("float32"), training=False),
                                   model(x.astype("float32"), training=False))
     # The file says which layout it holds: loading it under the other one changes nothing.
-    other = FORMATS[1 - FORMATS.index(data_format)]
+    other = DATA_FORMATS[1 - DATA_FORMATS.index(data_format)]
     keras.config.set_image_data_format(other)
     again = keras.saving.load_model(path)
     assert again.input_shape == loaded.input_shape

@@ -40,7 +40,7 @@ from test_zoo_support import (  # noqa: F401 (fixtures)
     trained_model,
 )
 
-FORMATS = runtimes.FORMATS
+EXPORT_FORMATS = runtimes.EXPORT_FORMATS
 CIFAR_MODEL = "resnetv2_20_cifar10"
 # The keras-free half of the runtimes (constants, converters, load_predictor), loaded by path below.
 FORMATS_PY = Path(formats.__file__).resolve()
@@ -233,7 +233,7 @@ def assert_agrees(served_outputs, expected):
     return difference
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
 def test_export_serves_the_keras_answers_without_keras(fmt, tiny_zoo, work, cifar_slice):
     report, outputs, jobs = served(fmt, work, cifar_slice)
     assert report["leaked"] == []
@@ -248,7 +248,7 @@ def test_export_serves_the_keras_answers_without_keras(fmt, tiny_zoo, work, cifa
         assert "uint8 [N, 32x32, 3]" in report["tiny"]["predictor"]
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
 def test_cifar_slice_same_top1_and_card_accuracy(fmt, tiny_zoo, work, cifar_slice, cifar_keras):
     if cifar_slice is None:
         pytest.skip(CIFAR_MISSING)
@@ -264,7 +264,7 @@ def test_cifar_slice_same_top1_and_card_accuracy(fmt, tiny_zoo, work, cifar_slic
 BAD_INPUTS = ("rank_3", "four_channels", "other_size", "float_0_to_1", "bytes", "empty")
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
 def test_bad_input_is_an_error_never_a_silent_answer(fmt, tiny_zoo, work, cifar_slice):
     report, _, _ = served(fmt, work, cifar_slice)
     assert_rejects_bad_input(fmt, report, classes=len(CLASS_NAMES))

@@ -10,7 +10,7 @@ on transposed inputs (`channels_last_twin`).
 import keras
 import numpy as np
 
-FORMATS = ("channels_last", "channels_first")
+DATA_FORMATS = ("channels_last", "channels_first")
 
 
 def model_data_format(model):
@@ -21,7 +21,7 @@ def model_data_format(model):
     """
     for layer in model.layers:
         data_format = getattr(layer, "data_format", None)
-        if data_format in FORMATS:
+        if data_format in DATA_FORMATS:
             return data_format
     return "channels_last"
 
