@@ -125,12 +125,12 @@ def test_full_tiny_run_outputs_contract_and_evaluate(tmp_path):
     assert len([ln for ln in open(os.path.join(md, "train.log"))]) == 2
     # The export/zoo tests stand in a hand-written run directory for a real one: it may hold
     # only what the trainer writes, and the trainer's run must be what export/publish read.
-    from keras_preact import export
+    from keras_preact.training.run_dir import read_run
     from test_zoo_support import run_dir
 
     fixture = json.loads((run_dir() / "run.json").read_text())
     assert set(fixture) <= set(r), set(fixture) - set(r)
-    assert export.read_run(md).architecture == "resnet_20"
+    assert read_run(md).architecture == "resnet_20"
 
     out_json = str(tmp_path / "eval.json")
     rc, out, err = run("keras_preact.training.evaluate", f"--model_dir={md}", f"--output={out_json}")
@@ -270,8 +270,8 @@ def test_ema_run_evaluates_exports_and_carries_the_weights_average(finished_run,
     batch-norm statistics recomputed for them, the checkpoint keeps the live ones to train on (two
     replicas here), and a carry file keeps both."""
     import keras_preact
-    from keras_preact import export
     from keras_preact.training import state
+    from keras_preact.training.run_dir import build_trained_model, read_run
     from training import carry
 
     root, first = finished_run
@@ -283,7 +283,7 @@ def test_ema_run_evaluates_exports_and_carries_the_weights_average(finished_run,
     ckpt = state.load_checkpoint(md)
     names = ckpt.meta["optimizer_variables"]
     averages = [a for a, name in zip(ckpt.opt_values, names) if name.endswith(carry.AVERAGE_SUFFIX)]
-    exported = export.build_trained_model(export.read_run(md))
+    exported = build_trained_model(read_run(md))
     assert len(averages) == len(exported.trainable_variables) > 0
     for weight, average in zip(exported.trainable_variables, averages):
         np.testing.assert_array_equal(np.asarray(weight), average)
