@@ -11,8 +11,18 @@ shipped weights), the training-speed paragraph (the step times in bench/results/
 the epoch time in a card), the memory-efficient DenseNet's batches (bench/results/densenet_memory.json,
 also for docs/hardware.md), the JPEG quality of the data (bench/results/jpeg_copy.json), the
 install figures (setup.cfg), the keras.applications networks (the registry) and a quoted error
-message (the builder). The wheel's size is checked where the wheel is built (tests/test_package.py).
-docs/deployment.md: the zoo models' numbers in each runtime (the cards' `runtimes`)."""
+message (the builder), the bottleneck units of resnetv2_50 / resnet50v2 (the registry's specs). The
+wheel's size is checked where the wheel is built (tests/test_package.py).
+docs/deployment.md: the zoo models' numbers in each runtime (the cards' `runtimes`), the latency
+table and its prose (bench/results/serving_latency.json), the input limits, tolerances and int8
+figures (keras_preact.serving, runtimes, quantization, the tests' own settings).
+docs/hardware.md: the performance summary and the machines (bench/results/train_speed*.json,
+serving_latency.json, input_pipeline.json, densenet_memory.json, every bench's machine record).
+docs/reproductions.md: the identity-mappings grid's findings (its committed run.json and gates.json).
+docs/training.md: the CPU recipes (configs.py, the ResNetV2-56 run.json), the fused batch norm's
+speed-up (cpu_training.json), checkpoint and carry sizes (MEASURED). docs/gpu.md: sizes and
+estimates that follow from the data (jpeg_copy.json) and the networks (MEASURED); its one-off
+measurements, with no committed record, are dated."""
 
 import configparser
 import json
@@ -373,3 +383,555 @@ def test_deployment_doc_runtime_table_is_the_cards():
     assert f"Measured with {onnx}, {openvino}, {litert} and {tf} on" in text
     assert "In the f32 columns no image's top-1 class differs from Keras'." in text
     assert {card["runtimes"][fmt]["top1_differs"] for card in CARDS.values() for fmt in RUNTIME_COLUMNS} == {0}
+
+
+# --- docs/hardware.md: the performance summary, from the benches' step times ----------------------
+
+def _step(config):
+    """A configuration's median step (s) over every timed step, as the bench takes it."""
+    return statistics.median(config["step_seconds"])
+
+
+def _config(pair, role, **fields):
+    """The one configuration of `pair` in role `role` whose fields equal `fields`."""
+    found = [c for c in pair["configs"] if c["role"] == role and all(c.get(k) == v for k, v in fields.items())]
+    assert len(found) == 1, (pair["pair"], role, fields, len(found))
+    return found[0]
+
+
+def _pairs(bench):
+    return {p["pair"]: p for p in bench["pairs"]}
+
+
+def _day(bench):
+    return bench["date"][:10]
+
+
+def _avx2_only(bench):
+    machine = bench["machine"]
+    return machine["cpu"] == "AMD EPYC" and machine["cores"] == 2 and machine["avx2"] and not machine["avx512"]
+
+
+def _span(values, digits):
+    return f"{min(values):.{digits}f}-{max(values):.{digits}f}"
+
+
+def test_hardware_doc_training_step_ratios_are_the_train_speed_bench():
+    """Ours ÷ theirs of the four pairs (theirs' median step over ours'), the bench's date and
+    machine, and the Keras example's multiply-adds over the paper network's (ours, whose count
+    is registry's MEASURED, rebuilt by tests/test_param_counts.py)."""
+    from keras_preact.models.registry import MEASURED
+
+    bench = _json("bench/results/train_speed.json")
+    pairs = _pairs(bench)
+    assert _avx2_only(bench) and not bench["quick"]
+    ratio = {name: _step(_config(p, "theirs")) / _step(_config(p, "ours")) for name, p in pairs.items()}
+    assert {pairs[n]["size"] for n in ("resnet50v2", "densenet121")} == {224}
+    example, ours = _config(pairs["cifar_resnetv2"], "theirs"), _config(pairs["cifar_resnetv2"], "ours")
+    assert example["impl"] == {"kind": "keras_example_resnet_v2", "depth": 164, "widths": "example"}
+    assert ours["multiply_adds"] == MEASURED["resnetv2_164"][2]
+    text = _text("docs/hardware.md")
+    assert (f"**Training step** ({_day(bench)}, AVX2), ours ÷ theirs, each with its defaults: ResNet50V2 "
+            f"{ratio['resnet50v2']:.2f}x and DenseNet121 {ratio['densenet121']:.2f}x against keras.applications "
+            f"at 224x224; pre-act ResNet-164 {ratio['cifar_resnetv2']:.2f}x against the Keras example's "
+            f"`resnet_v2` (whose bottlenecks, 16/64/128 wide instead of the paper's 16/32/64, take "
+            f"{example['multiply_adds'] / ours['multiply_adds']:.1f}x the paper network's multiply-adds) and "
+            f"DenseNet-BC-100 {ratio['cifar_densenet']:.2f}x against titu1994/DenseNet on CIFAR.") in text
+    # The widths the sentence names are the reference model's (bench/reference_models.py).
+    source = (ROOT / "bench" / "reference_models.py").read_text(encoding="utf-8")
+    assert 'widths: "example" (bottleneck widths 16, 64, 128' in source
+
+
+def test_hardware_doc_memory_figures_name_the_bench_day():
+    bench = _json("bench/results/densenet_memory.json")
+    assert _avx2_only(bench)
+    assert f"(`memory_efficient=True`; {_day(bench)}, AVX2): a DenseNet-BC-100" in _text("docs/hardware.md")
+
+
+def test_hardware_doc_serving_figures_are_the_serving_latency_bench():
+    """Batch 1, p50: keras.applications' `model.predict(preprocess_input(x))` over our SavedModel
+    (uint8 pixels), and ours over their exported SavedModel plus Python preprocessing (uint8
+    against uint8, JPEG bytes against PIL decoding), for both networks."""
+    bench = _json("bench/results/serving_latency.json")
+    assert bench["machine"]["avx512_bf16"] and not bench["quick"]
+    faster, slower = [], []
+    for model in bench["models"]:
+        stats = next(b for b in model["batches"] if b["batch"] == 1)["stats"]
+        faster.append(stats["theirs_predict"]["p50_ms"] / stats["ours_uint8"]["p50_ms"])
+        slower += [stats["ours_uint8"]["p50_ms"] / stats["theirs_savedmodel"]["p50_ms"],
+                   stats["ours_bytes"]["p50_ms"] / stats["theirs_pil_savedmodel"]["p50_ms"]]
+    assert sorted(m["model"] for m in bench["models"]) == ["densenet121", "resnet50v2"]
+    assert (f"**Serving** ({_day(bench)}, AVX-512): the exported SavedModel (uint8 or JPEG bytes in, "
+            f"preprocessing inside) answers a batch-1 request of ResNet50V2 or DenseNet121 {_span(faster, 1)}x "
+            f"faster than keras.applications' documented `model.predict(preprocess_input(x))`, and in "
+            f"{_span(slower, 2)}x the time of their exported model plus Python preprocessing.") in _text("docs/hardware.md")
+
+
+def test_hardware_doc_input_pipeline_figure_is_the_input_pipeline_bench():
+    """The default pipeline's images/s over the synthetic step's (batch / median step)."""
+    bench = _json("bench/results/input_pipeline.json")
+    assert _avx2_only(bench)
+    alone = next(a for a in bench["pipeline_alone"] if a["variant"] == "in memory (default cache=auto), prefetch")
+    step = next(s for s in bench["training_step"] if s["feed"].startswith("synthetic"))
+    step_images_per_second = bench["batch"] / statistics.median(step["step_seconds"])
+    ratio = alone["batches"] * bench["batch"] / alone["seconds"] / step_images_per_second
+    assert (bench["model"], bench["batch"], bench["dataset"]) == ("resnetv2_20", 128, "CIFAR-10 (JPEG q75 copy)")
+    assert (f"**Input pipeline** ({_day(bench)}, AVX2): the CIFAR-10 (JPEG q75 copy) pipeline delivers "
+            f"{ratio:.0f}x the images/s the pre-act ResNet-20 training step consumes (batch 128).") in _text("docs/hardware.md")
+
+
+def _option_ratios(bench):
+    """{(pair, policy, jit): ours' step under that option ÷ ours' default step (float32, no XLA)},
+    and {the same key: per-round ratios}."""
+    ratios, rounds = {}, {}
+    for name, pair in _pairs(bench).items():
+        base = _config(pair, "ours")
+        assert (base["policy"], base["jit"]) == ("float32", False)
+        for option in (c for c in pair["configs"] if c["role"] == "ours_option"):
+            key = (name, option["policy"], option["jit"])
+            ratios[key] = _step(option) / _step(base)
+            rounds[key] = [o / b for o, b in zip(option["round_medians"], base["round_medians"])]
+    return ratios, rounds
+
+
+def test_hardware_doc_precision_sweeps_are_the_train_speed_sweeps():
+    """The 'Defaults' bullet and the CPU-recipes paragraph: each option's step over float32
+    without XLA in the AVX2 sweep (every one slower, so float32 without XLA is recommended for
+    all four pairs) and bfloat16 without XLA in the AVX512_BF16 sweep."""
+    avx2, bf16 = _json("bench/results/train_speed_sweep.json"), _json("bench/results/train_speed_sweep_avx512.json")
+    assert _avx2_only(avx2) and bf16["machine"]["avx512_bf16"] and not bf16["machine"]["amx"]
+    ratios, _ = _option_ratios(avx2)
+    assert len(_pairs(avx2)) == 4 and min(ratios.values()) > 1
+    assert all((p["recommended"]["policy"], p["recommended"]["jit_compile"]) == ("float32", False)
+               for p in avx2["pairs"] + bf16["pairs"])
+    xla = [r for (_, policy, jit), r in ratios.items() if (policy, jit) == ("float32", True)]
+    bf16_plain = [r for (_, policy, jit), r in ratios.items() if (policy, jit) == ("mixed_bfloat16", False)]
+    bf16_xla = [r for (_, policy, jit), r in ratios.items() if (policy, jit) == ("mixed_bfloat16", True)]
+    assert len(xla) == len(bf16_plain) == len(bf16_xla) == 4
+    on_bf16, rounds = _option_ratios(bf16)
+    r164, dense = (on_bf16[pair, "mixed_bfloat16", False] for pair in ("cifar_resnetv2", "cifar_densenet"))
+    # "not faster in every round": in some round of each pair bf16 was not faster than float32.
+    assert all(max(rounds[pair, "mixed_bfloat16", False]) >= 1 for pair in ("cifar_resnetv2", "cifar_densenet"))
+    text = _text("docs/hardware.md")
+    assert (f"on the AVX2 CPU float32 without XLA is the fastest training setting for all four models above "
+            f"({_day(avx2)} sweep): XLA made the step {_span(xla, 2)}x slower, `mixed_bfloat16` "
+            f"{_span(bf16_plain, 1)}x slower without XLA and {_span(bf16_xla, 2)}x with it (no bfloat16 hardware "
+            f"there). Measured again on {_day(bf16)} on a CPU with AVX512_BF16: `mixed_bfloat16` without XLA ran "
+            f"pre-act ResNet-164 at {r164:.2f}x and DenseNet-BC-100 at {dense:.2f}x the float32 step time, not "
+            f"faster in every round, so float32 stays the default.") in text
+    assert f"bf16 without XLA is several times slower there (the sweep above: {_span(bf16_plain, 1)}x)" in text
+    assert (f"On a CPU with AVX512_BF16 ({_day(bf16)}, BENCHMARKS.md \"The sweep again on an AVX512_BF16 CPU\") "
+            f"bf16 without XLA was within {_span([r164, dense], 2)}x of float32") in text
+
+
+def test_hardware_doc_machines_are_the_benches_machines():
+    """'until 2026-11-25 AVX2/FMA only, on 2026-11-29 AVX-512 with AVX512_BF16 (..., 2.4-2.8x
+    faster training steps)': the benches' recorded machines and dates, and our float32 step
+    in the two sweeps of the CIFAR pairs (AVX2 over AVX512_BF16)."""
+    benches = [_json(p.relative_to(ROOT)) for p in sorted((ROOT / "bench" / "results").glob("*.json"))]
+    dated = [(_day(b), b["machine"]) for b in benches if "machine" in b and "date" in b]
+    last_avx2 = max(day for day, m in dated if m["avx2"] and m["fma"] and not m["avx512"])
+    first_bf16 = min(day for day, m in dated if m["avx512_bf16"])
+    amd, intel = ([m for _, m in dated if m["cpu"].startswith(v)] for v in ("AMD EPYC", "Intel(R) Xeon(R)"))
+    assert len(amd) + len(intel) == len(dated) and all(m["cores"] == 2 for _, m in dated)
+    assert not any(m["amx"] for m in amd) and all(m["amx"] and m["avx512"] for m in intel)
+    first_intel = min(day for day, m in dated if m in intel)
+    hardware = CARDS["densenet_bc_100_12_cifar10"]["recipe"]["hardware"]
+    assert hardware["cpu"].startswith("Intel(R) Xeon(R)") and hardware["cpu_flags"]["amx"]
+    avx2, bf16 = (_pairs(_json(f"bench/results/{n}.json")) for n in ("train_speed_sweep", "train_speed_sweep_avx512"))
+    faster = [_step(_config(avx2[p], "ours")) / _step(_config(bf16[p], "ours")) for p in bf16]
+    assert (f"until {last_avx2} AVX2/FMA only (Zen 3), on {first_bf16} AVX-512 with AVX512_BF16 (Zen 4, "
+            f"{_span(faster, 1)}x faster training steps). Neither has AMX. Some sessions ran on a 2-core Intel "
+            f"Xeon with AVX-512 and AMX instead (from {first_intel}): it trained epochs 9-10 of the zoo's "
+            f"DenseNet-BC-100") in _text("docs/hardware.md")
+
+
+# --- docs/deployment.md: latency (bench/results/serving_latency.json), limits, agreement -----------
+
+LATENCY_COLUMNS = ("saved_model", "onnx", "openvino", "litert")
+
+
+def _ms(value):
+    """Three significant figures, as the latency table writes them (0.78, 30.1, 291)."""
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def test_deployment_doc_latency_table_is_the_serving_latency_bench():
+    """Each zoo model's row at batch 1 and 32: the median ms in each runtime and, in brackets,
+    the SavedModel's median over it; the machine, load and threads; and the prose's ranges."""
+    bench = _json("bench/results/serving_latency.json")
+    rows, batch1, batch32, batch32_p90, overhead = [], [], [], [], []
+    for result in bench["runtimes"]:
+        assert result["settings"]["litert"] == {"num_threads": 2}
+        assert result["settings"]["onnx"] == {"intra_op_num_threads": "default"}
+        for batch in result["batches"]:
+            stats = batch["stats"]
+            base = stats["saved_model"]
+            cells = [f"`{result['zoo_model']}`", str(batch["batch"]), _ms(base["p50_ms"])]
+            for fmt in LATENCY_COLUMNS[1:]:
+                ratio = base["p50_ms"] / stats[fmt]["p50_ms"]
+                cells.append(f"{_ms(stats[fmt]['p50_ms'])} ({ratio:.2f}x)")
+                (batch1 if batch["batch"] == 1 else batch32).append(ratio)
+                if batch["batch"] == 32:
+                    batch32_p90.append(base["p90_ms"] / stats[fmt]["p90_ms"])
+            if batch["batch"] == 1 and result["zoo_model"] in ("resnet_20_cifar10", "resnetv2_20_cifar10"):
+                overhead.append(base["p50_ms"] - min(stats[fmt]["p50_ms"] for fmt in LATENCY_COLUMNS[1:]))
+            rows.append("| " + " | ".join(cells) + " |")
+    raw = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    table = raw.split("| model | batch | TF SavedModel | ONNX Runtime | OpenVINO, f32 | LiteRT |", 1)[1].split("\n\n", 1)[0]
+    assert sorted(line for line in table.splitlines() if line.startswith("| `")) == sorted(rows)
+    assert sorted(r["zoo_model"] for r in bench["runtimes"]) == sorted(n for n in CARDS if n != "resnetv2_56_cifar10")
+    cpu, loads = bench["cpu_detail"], [r["loadavg"][0] for r in bench["runtimes"]]
+    assert cpu["cpus"] == 2 and "Zen 5" in cpu["text"]
+    text = " ".join(raw.split())
+    assert (f"measured {_day(bench)} on an AMD EPYC (family {cpu['family']}, Zen 5) with {cpu['cpus']} CPUs, shared "
+            f"(load average {min(loads):.1f}-{max(loads):.1f}), default threads (LiteRT: 2):") in text
+    # The prose: batch 1 ratios (whole x), TensorFlow's per-call overhead, batch 32's p50 and p90.
+    assert (f"At batch 1 the three are {min(batch1):.0f}-{max(batch1):.0f}x faster than TensorFlow, whose "
+            f"per-call overhead (about {statistics.mean(overhead):.0f} ms here: the ResNet-20s' SavedModel median "
+            f"less the fastest runtime's) is most of a small model's time; at batch 32 the arithmetic dominates and "
+            f"they are within {_span(batch32, 1)}x of it (p90 at batch 32, in BENCHMARKS.md, is noisier: "
+            f"{_span(batch32_p90, 1)}x).") in text
+    over_tf = {(r["zoo_model"], b["batch"], fmt): b["stats"][fmt]["p50_ms"] / b["stats"]["saved_model"]["p50_ms"]
+               for r in bench["runtimes"] for b in r["batches"] for fmt in LATENCY_COLUMNS[1:]}
+    slowest = max(over_tf, key=over_tf.get)
+    assert slowest == ("densenet_bc_100_12_cifar10", 32, "onnx"), slowest
+    assert (f"ONNX Runtime's default thread pool suffers most: at batch 32 it took {over_tf[slowest]:.1f}x "
+            f"TensorFlow's time on DenseNet-BC, the slowest of all the rows") in text
+
+
+def test_deployment_doc_agreement_and_precision_figures_are_the_cards():
+    """The tolerance the export and tests/test_runtimes.py hold each format to, the largest f32
+    difference over the cards' full-split runtimes, and what OpenVINO's default precision did."""
+    from keras_preact.runtimes import AGREEMENT_TOLERANCE
+
+    runtimes = [card["runtimes"] for card in CARDS.values()]
+    largest = max(r[fmt]["max_abs_diff"] for r in runtimes for fmt in RUNTIME_COLUMNS)
+    default = [r["openvino"]["default_precision"] for r in runtimes]
+    text = _text("docs/deployment.md")
+    assert (f"probability to be within {AGREEMENT_TOLERANCE:.0e} of Keras' (`keras_preact.runtimes.AGREEMENT_TOLERANCE`)"
+            ).replace("e-0", "e-") in text
+    assert (f"On the full test split the largest |probability difference| of any f32 export from Keras is "
+            f"{largest:.1e} and no image's top-1 class differs (the table below).") in text
+    assert (f"the default changed the probabilities by up to {max(d['max_abs_diff'] for d in default):.3f} and the "
+            f"top-1 class of {min(d['top1_differs'] for d in default)}-{max(d['top1_differs'] for d in default)} "
+            f"of the 10,000 test images (table below).") in text
+    assert {r[fmt]["num_examples"] for r in runtimes for fmt in RUNTIME_COLUMNS} == {10_000}
+    # "written by TensorFlow 2.21 (the version in each card's `versions`)"
+    tf = _pin("tf-cpu", "tensorflow-cpu")
+    assert {c["versions"]["publish"]["tensorflow"].rsplit(".", 1)[0] for c in CARDS.values()} == {tf}
+    assert f"The SavedModels are written by TensorFlow {tf} (the version in each card's" in text
+
+
+def test_deployment_doc_input_limits_are_the_servings():
+    """The pixel limit (and an example over it), its decoded size, the error it quotes, the
+    top-k, and how many inputs the fuzz test tries (its hypothesis settings)."""
+    from keras_preact import serving
+    from keras_preact.export import TOP_K
+
+    limit = serving.DEFAULT_MAX_PIXELS
+    text = _text("docs/deployment.md")
+    example = re.search(rf"more than {limit:,} \(e\.g\. (\d+) x (\d+)\)", text)
+    assert example and int(example[1]) * int(example[2]) > limit, example
+    assert f"the limit is 1 to {limit} pixels`, before any pixel is decoded" in text
+    assert (f"`keras_preact.serving.DEFAULT_MAX_PIXELS`: at 3 bytes a pixel it bounds an image's decoded pixels at "
+            f"{3 * limit / 1e6:.0f} MB.") in text
+    fuzz = (ROOT / "tests" / "test_serving.py").read_text(encoding="utf-8")
+    examples = int(re.search(r"@settings\(max_examples=(\d+),[^)]*\)\s*@given\(data=fuzz_inputs\)", fuzz)[1])
+    assert f"The decode path is fuzz-tested with {examples:,} random and mutated files (tests/test_serving.py)." in text
+    assert f"k is {TOP_K}, or the class count when a model has fewer than {TOP_K} classes." in text
+
+
+# --- docs/reproductions.md: the identity-mappings grid's findings, from its committed run.json ------
+
+GRID = ROOT / "training" / "experiments" / "results" / "cpu_d20_e10"
+
+
+def _grid_errors(experiment):
+    """Test error (%) of each finished seed of a grid experiment, from its run.json."""
+    records = [json.loads(p.read_text()) for p in sorted((GRID / experiment).glob("seed*/run.json"))]
+    return [100 * r["final"]["test_error"] for r in records if r["status"] == "finished"]
+
+
+def _pm(experiment):
+    errors = _grid_errors(experiment)
+    return f"{statistics.mean(errors):.2f} ± {statistics.stdev(errors):.2f}%"
+
+
+def _two_standard_errors(a, b):
+    a, b = _grid_errors(a), _grid_errors(b)
+    return 2 * (statistics.variance(a) / len(a) + statistics.variance(b) / len(b)) ** 0.5
+
+
+def _gates(experiment):
+    """Each finished seed's mean gate per unit (its gates.json)."""
+    return [json.loads(p.read_text())["units"] for p in sorted((GRID / experiment).glob("seed*/gates.json"))]
+
+
+def test_reproductions_doc_table1_findings_are_the_grid_runs():
+    from training.experiments import grid as G
+
+    experiments = G.build_grid(G.Setting())
+    records = [json.loads(p.read_text()) for p in GRID.glob("*/seed*/run.json")]
+    assert len(records) == sum(len(e.seeds) for e in experiments)
+    assert {r["status"] for r in records} == {"finished"} and {len(r["epochs"]) for r in records} == {10}
+    mean = {e.name: statistics.mean(_grid_errors(e.name)) for e in experiments}
+    table1 = [e.name for e in experiments if any(row.table == "table1" for row in e.rows)]
+    assert min(table1, key=mean.get) == "original_identity"
+    gates = _gates("shortcut_only_gating_m6")
+    assert len(gates) == len(_grid_errors("shortcut_only_gating_m6")) == 3
+    near = statistics.mean(g for seed in gates for g in seed.values())
+    assert abs(mean["shortcut_only_gating_m6"] - mean["original_identity"]) < _two_standard_errors(
+        "shortcut_only_gating_m6", "original_identity")  # "ties it"
+    closed = [sum(g < 0.01 for g in _gates(name)[0].values())
+              for name in ("exclusive_gating_m6", "exclusive_gating_m7")]
+    assert {len(_gates(name)[0]) for name in ("exclusive_gating_m6", "exclusive_gating_m7")} == {9}
+    assert min(mean["exclusive_gating_m6"], mean["exclusive_gating_m7"]) > G.FAIL_THRESHOLD
+    text = _text("docs/reproductions.md")
+    assert f"(ResNet-20, 10 epochs a run, CIFAR-10 (JPEG q75 copy); all {len(records)} of the grid's runs)" in text
+    assert (f"v2 Table 1: the identity shortcut has the lowest error ({_pm('original_identity')}, "
+            f"{len(_grid_errors('original_identity'))} seeds), as in the paper; shortcut-only gating at bias -6, "
+            f"whose gates stay near {near:.3f} so it is nearly the identity, ties it ({_pm('shortcut_only_gating_m6')}). "
+            f"Exclusive gating at bias -6/-7 fails ({mean['exclusive_gating_m6']:.2f}%, {mean['exclusive_gating_m7']:.2f}%; "
+            f"{closed[0]} and {closed[1]} of 9 units keep their gate below 0.01)") in text
+
+
+def test_reproductions_doc_table2_findings_are_the_grid_runs():
+    text = _text("docs/reproductions.md")
+    preact = statistics.mean(_grid_errors("full_preactivation"))
+    for ahead in ("relu_before_addition", "original_identity"):
+        assert preact - statistics.mean(_grid_errors(ahead)) > _two_standard_errors("full_preactivation", ahead)
+    assert (f"Full pre-activation ({_pm('full_preactivation')}) is behind ReLU-before-addition "
+            f"({_pm('relu_before_addition')}) and the original unit ({_pm('original_identity')}), beyond two "
+            f"standard errors") in text
+
+
+def test_reproductions_doc_densenet_findings_are_the_grid_runs():
+    """The DenseNet pairs: errors from the run.json files; trainable parameters and multiply-adds
+    of the registered networks from MEASURED (rebuilt in test_param_counts), DenseNet-BC-52's
+    from the built network (as the report counts them)."""
+    from keras_preact.models.registry import MEASURED
+    from training.experiments import grid as G
+
+    experiments = {e.name: e for e in G.build_grid(G.Setting())}
+    assert experiments["full_preactivation"].model == "resnetv2_20"
+    assert dict(experiments["full_preactivation"].kwargs) == {"unit": "full_preactivation", "shortcut": "identity"}
+    bc52 = experiments["densenet_bc_52_12"]
+    cost = {name: MEASURED[name][1:] for name in ("resnetv2_20", "resnetv2_56", "densenet_bc_100_12")}
+    cost["densenet_bc_52_12"] = G.model_stats(bc52.model, bc52.kwargs)
+    params = {name: c[0] for name, c in cost.items()}
+    error = {name: statistics.mean(_grid_errors(name)) for name in
+             ("full_preactivation", "densenet_bc_52_12", "resnetv2_56", "densenet_bc_100_12")}
+    assert [len(_grid_errors(n)) for n in error] == [3, 3, 1, 1]
+    assert abs(error["densenet_bc_52_12"] - error["resnetv2_56"]) < 2 * statistics.stdev(
+        _grid_errors("densenet_bc_52_12"))  # "matches"
+    text = _text("docs/reproductions.md")
+    assert (f"at matched parameters DenseNet-BC-52 (k=12, {params['densenet_bc_52_12']:,} params) beats ResNetV2-20 "
+            f"({params['resnetv2_20']:,}) by {error['full_preactivation'] - error['densenet_bc_52_12']:.2f} points "
+            f"({_pm('densenet_bc_52_12')} vs {_pm('full_preactivation')}, 3 seeds each), and it matches ResNetV2-56 "
+            f"({params['resnetv2_56']:,} params, {error['resnetv2_56']:.2f}%, one seed) with "
+            f"{params['densenet_bc_52_12'] / params['resnetv2_56']:.2f}x the parameters, at "
+            f"{cost['densenet_bc_52_12'][1] / cost['resnetv2_20'][1]:.1f}x ResNetV2-20's multiply-adds. At the "
+            f"paper's own size, DenseNet-BC-100 (k=12, {params['densenet_bc_100_12']:,} params) beats ResNetV2-56 by "
+            f"{error['resnetv2_56'] - error['densenet_bc_100_12']:.2f} points ({error['densenet_bc_100_12']:.2f}% vs "
+            f"{error['resnetv2_56']:.2f}%) with {params['densenet_bc_100_12'] / params['resnetv2_56']:.2f}x the "
+            f"parameters and {cost['densenet_bc_100_12'][1] / cost['resnetv2_56'][1]:.1f}x the multiply-adds; one seed "
+            f"each") in text
+
+
+def test_readme_counts_the_bottleneck_units_of_resnetv2_50_and_resnet50v2():
+    """'`resnetv2_50` and `resnet50v2` have the same 16 bottleneck units': the units per stage
+    each registered spec builds (the builder's own resolve_depth), 3 convs a unit plus stem and
+    classifier making the depth."""
+    from keras_preact.models.residual import CONVS_PER_UNIT, resolve_depth
+
+    layouts = []
+    for name in ("resnetv2_50", "resnet50v2"):
+        kwargs = get_model_spec(name).kwargs
+        block, units = resolve_depth(kwargs["depth"], kwargs.get("blocks"), kwargs.get("block"), kwargs["stem"])
+        assert CONVS_PER_UNIT[block] * sum(units) + 2 == kwargs["depth"]
+        layouts.append((block, tuple(units)))
+    assert layouts[0] == layouts[1] and layouts[0][0] == "bottleneck"
+    assert (f"So `resnetv2_50` and `resnet50v2` have the same {sum(layouts[0][1])} bottleneck units, but differ in "
+            f"where a stage strides") in _text()
+
+
+# --- docs/training.md: recipes, fused batch norm, checkpoint and carry sizes ----------------------
+
+def _recipe_row(text, name):
+    return re.search(rf"^\| `{name}` \| (.*) \|$", text, re.M)[1]
+
+
+def test_training_doc_recipe_figures_are_the_configs():
+    """The CPU recipes' epochs, warm-up, peak learning rate, decay and Cutout size (configs.py),
+    and cifar_cpu_deep's time: 60 median epochs of the zoo ResNetV2-56's first cycle, which
+    trained with that recipe on the 2-core AVX-512 CPU (its committed run.json)."""
+    from keras_preact.training import configs
+
+    text = (ROOT / "docs" / "training.md").read_text(encoding="utf-8")
+    short, long_, deep, anneal, cutout = (configs.get_config(n) for n in (
+        "cifar_cpu_short", "cifar_cpu_long", "cifar_cpu_deep", "cifar_cpu_anneal", "cifar_cpu_cutout"))
+    assert {c.lr_schedule for c in (short, long_, deep, anneal, cutout)} == {"onecycle"}
+    assert (f"{short.epochs} epochs one-cycle ({short.warmup_epochs:g}-epoch warm-up to {short.learning_rate:g}, "
+            f"linear decay to 0), Nesterov, wd {short.weight_decay:.0e}, label smoothing {short.label_smoothing:g}"
+            ).replace("e-04", "e-4") in _recipe_row(text, "cifar_cpu_short") and short.nesterov
+    for config in (long_, deep):
+        assert (config.warmup_epochs, config.learning_rate, config.weight_decay) == (
+            short.warmup_epochs, short.learning_rate, short.weight_decay)
+        assert _recipe_row(text, config.name).startswith(f"the same schedule over {config.epochs} epochs")
+    assert (f"{anneal.warmup_epochs:g}-epoch warm-up to {anneal.learning_rate:g}, linear decay to 0 over "
+            f"{anneal.epochs} epochs") in _recipe_row(text, "cifar_cpu_anneal")
+    assert cutout.augment == "cifar_cutout" and cutout.learning_rate == anneal.learning_rate
+    assert _recipe_row(text, "cifar_cpu_cutout").startswith(
+        f"`cifar_cpu_anneal`'s cycle over {cutout.epochs} epochs with Cutout (one {configs.CUTOUT_SIZE}x"
+        f"{configs.CUTOUT_SIZE} mean-pixel square")
+    first = CARDS["resnetv2_56_cifar10"]["recipe"]["init_from"]
+    while first.get("init_from"):
+        first = first["init_from"]
+    run = _json(f"{first['model_dir']}/run.json")
+    assert run["config"]["name"] == "cifar_cpu_deep" and len(run["epochs"]) == deep.epochs
+    assert run["hardware"]["cpu_count"] == 2 and run["hardware"]["cpu_flags"]["avx512"]
+    median = statistics.median(e["seconds"] for e in run["epochs"])
+    assert (f"(about {deep.epochs * median / 3600:.1f} hours for ResNetV2-56 alone on the 2-core AVX-512 CPU: "
+            f"{median:.0f} s a median epoch, evaluation included)") in _recipe_row(text, "cifar_cpu_deep")
+
+
+def test_training_doc_fused_batch_norm_speedup_is_the_cpu_training_bench():
+    """'1.4-1.6x faster CPU steps': the composite batch norm's median step over the fused one's,
+    for every model of bench/results/cpu_training.json."""
+    bench = _json("bench/results/cpu_training.json")
+    ratios = []
+    for model in bench["models"]:
+        rows = {r["name"]: r for r in model["rows"]}
+        assert "--nofused_batch_norm" in rows["before"]["what"] and "fused batch norm" in rows["ours"]["what"]
+        before, fused = (statistics.median(rows[name]["step_seconds"]) for name in ("before", "ours"))
+        ratios.append(before / fused)
+    assert len(ratios) == 4
+    assert f"(default: on; same function and weights, {_span(ratios, 1)}x faster CPU steps)" in _text("docs/training.md")
+
+
+def test_training_doc_checkpoint_and_carry_sizes_follow_from_the_parameter_counts():
+    """ResNetV2-56's checkpoint: 4 bytes for each variable (weights and batch-norm statistics)
+    and for each trainable one's momentum buffer; its carry file: 2 bytes (float16) for each
+    variable, which savez_compressed barely shrinks (random float16 mantissas). The counts are
+    registry's MEASURED, rebuilt by test_param_counts."""
+    from keras_preact.models.registry import MEASURED
+
+    total, trainable, _ = MEASURED["resnetv2_56"]
+    text = _text("docs/training.md")
+    assert (f"A checkpoint holds float32 weights and momentum buffers ({4 * (total + trainable) / 1e6:.0f} MB for "
+            f"ResNetV2-56)") in text
+    assert f"training/carry/r56.npz # {2 * total / 1e6:.1f} MB for ResNetV2-56" in text
+    source = (ROOT / "training" / "carry.py").read_text(encoding="utf-8")
+    assert "a.astype(np.float16) if a.dtype == np.float32" in source and "np.savez_compressed" in source
+
+
+# --- docs/gpu.md: what follows from the data and the networks; dated measurements stay dated -------
+
+def test_gpu_doc_sizes_follow_from_the_data_and_the_parameter_counts():
+    """The raw pixels and JPEG bytes of the copy (bench/results/jpeg_copy.json: every file's
+    size and shape), the multiply-adds and checkpoint sizes of the two networks (MEASURED;
+    train_jax's checkpoint: 4 bytes for every variable and every momentum buffer), DenseNet-BC's
+    steps and batch norms, and the estimates' arithmetic from the images/s they assume."""
+    import math
+
+    from keras_preact.models.registry import MEASURED
+    from keras_preact.training import configs
+
+    splits = _json("bench/results/jpeg_copy.json")["splits"]
+    assert all(set(s["sizes"]) == {"32x32"} for s in splits.values())
+    images = sum(s["files"] for s in splits.values())
+    jpeg_bytes = sum(s["files"] * s["mean_bytes"] for s in splits.values())
+    train = splits["train"]["files"]
+    text = _text("docs/gpu.md")
+    assert f"the {images:,} JPEG files of CIFAR-10 (JPEG q75 copy) concatenated" in text
+    assert (f"Raw uint8 pixels are {images * 32 * 32 * 3 / 1e6:.0f} MB ({images * 32 * 32 * 3 / 2**20:.1f} MiB)."
+            ) in text
+    assert f"The JPEG files themselves are {jpeg_bytes / 2**20:.1f} MiB" in text
+
+    source = (ROOT / "training" / "gpu" / "train_jax.py").read_text(encoding="utf-8")
+    assert re.search(r"arrays = \{f\"t\{i\}\".*\n.*f\"n\{i\}\".*\n.*f\"m\{i\}\"", source), "checkpoint layout changed"
+    checkpoint = {n: 4 * (MEASURED[n][0] + MEASURED[n][1]) / 1e6 for n in ("resnetv2_164", "densenet_bc_100_12")}
+    assert f"a ResNet-164 checkpoint is about {checkpoint['resnetv2_164']:.0f} MB" in text
+    assert f"`checkpoint.npz` (about {checkpoint['resnetv2_164']:.0f} MB)" in text
+    assert (f"(checkpoint about {checkpoint['densenet_bc_100_12']:.0f} MB) must be kept somewhere that outlives a "
+            f"session: committed ({checkpoint['densenet_bc_100_12']:.0f} MB of history per call)") in text
+    outputs = re.search(r'RUN_JSON, CKPT, FINAL, PREDICTIONS, LOG = \(([^)]*)\)', source)[1]
+    files = re.findall(r'"([^"]+)"', outputs)
+    assert len(files) == 5 and all(f"`{f}`" in text for f in files if f != "train.log")
+    assert f"plus `$OUT/log.txt`: {len(files) + 1} files." in text
+
+    # ResNet-164: multiply-adds, and the estimate's epochs from the images/s and overhead it assumes.
+    budget, overhead = 540, (150, 200)
+    r164 = re.search(r"ResNet-164 takes ([\d.]+) G multiply-adds per image forward; at ([\d,]+)-([\d,]+) training "
+                     r"images/s in bf16 an epoch takes (\d+)-(\d+) s, and of the (\d+) s about (\d+)-(\d+) go to "
+                     r"start-up.* so \*\*about (\d+)-(\d+) epochs\*\*", text)
+    slow, fast = (int(r164[i].replace(",", "")) for i in (2, 3))
+    epoch = (train / fast, train / slow)
+    assert r164[1] == f"{MEASURED['resnetv2_164'][2] / 1e9:.2f}"
+    assert (r164[4], r164[5]) == (f"{epoch[0]:.0f}", f"{epoch[1]:.0f}")
+    assert (int(r164[6]), int(r164[7]), int(r164[8])) == (budget, *overhead) and f"--budget_s {budget}" in text
+    assert (r164[9], r164[10]) == (f"{(budget - overhead[1]) / epoch[1]:.0f}",
+                                   f"{(budget - overhead[0]) / epoch[0]:.0f}")
+
+    # DenseNet-BC-100: multiply-adds, batch norms, steps, and the estimate's epochs and calls.
+    dense, recipe = MEASURED["densenet_bc_100_12"], configs.get_config("densenet_cifar")
+    per_block = (100 - 4) // 6  # bottleneck layers per dense block (DenseNet-BC, depth 100)
+    batch_norms = 3 * per_block * 2 + 2 + 1  # two per bottleneck layer, one per transition, the final one
+    assert (f"DenseNet-BC-100 is {dense[2] / 1e9:.2f} G multiply-adds per image but far more memory traffic "
+            f"(concatenations, {batch_norms} BatchNorms) and runs at batch {recipe.batch_size} "
+            f"({train // recipe.batch_size} steps an epoch)") in text
+    found = re.search(r"at ([\d,]+)-([\d,]+) images/s an epoch takes (\d+)-(\d+) s, and of the (\d+) s about "
+                      r"(\d+)-(\d+) go to start-up, compiling and the files, so a call trains about (\d+)-(\d+) "
+                      r"epochs and the (\d+) epochs take \*\*(\d+)-(\d+) calls\*\*", text)
+    slow, fast = (int(found[i].replace(",", "")) for i in (1, 2))
+    epoch = (train / fast, train / slow)
+    assert (found[3], found[4]) == (f"{epoch[0]:.0f}", f"{epoch[1]:.0f}")
+    assert (int(found[5]), int(found[6]), int(found[7])) == (budget, *overhead)
+    per_call = ((budget - overhead[1]) / epoch[1], (budget - overhead[0]) / epoch[0])
+    assert (found[8], found[9]) == (f"{per_call[0]:.0f}", f"{per_call[1]:.0f}")
+    assert int(found[10]) == recipe.epochs
+    assert (int(found[11]), int(found[12])) == (math.ceil(recipe.epochs / per_call[1]),
+                                                math.ceil(recipe.epochs / per_call[0]))
+
+    # The CPU test's tolerance for the published weights' logits.
+    route = (ROOT / "tests" / "test_gpu_route.py").read_text(encoding="utf-8")
+    assert "atol=1e-4 * scale)" in route and "(logits.argmax(-1) == predictions[\"logits\"].argmax(-1)).all()" in route
+    assert "(within 1e-4 of the largest logit, and the same top class)" in text
+
+
+def test_gpu_doc_bundle_wheels_are_what_prepare_downloads():
+    """The wheels row: the packages and CPython versions training/gpu/prepare.py carries."""
+    source = (ROOT / "training" / "gpu" / "prepare.py").read_text(encoding="utf-8")
+    names = lambda key: re.findall(r'"([^"]+)"', re.search(rf"^{key} = \(([^)]*)\)", source, re.M)[1])  # noqa: E731
+    pure, binary, pythons = names("PURE"), names("BINARY"), names("PYTHONS")
+    simplejpeg = re.search(r'^SIMPLEJPEG = "simplejpeg==([\d.]+)"', source, re.M)[1]
+    row = re.search(r"^\| `wheels/` \| (.*) \|$", (ROOT / "docs" / "gpu.md").read_text(encoding="utf-8"), re.M)[1]
+    listed = re.search(r"keras [\d.]+ and its pure-Python dependencies \(([^)]+)\), and for CPython ([^ ]+), "
+                       r"([^ ]+) and ([^ ]+) (\w+) [\d.]+ and simplejpeg ([\d.]+)", row)
+    assert ["keras", *listed[1].split(", ")] == pure
+    assert [listed[2], listed[3], listed[4]] == pythons and [listed[5]] == binary and listed[6] == simplejpeg
+
+
+def test_gpu_doc_one_off_measurements_are_dated():
+    """Sizes and timings with no committed record read as measurements of their day."""
+    text = _text("docs/gpu.md")
+    for dated in ("the sizes below are those of 2026-12-01", "| size (2026-12-01) |", "What travelled on 2026-12-01",
+                  "measured once (2026-12-01) on the test split", "(both splits; measured 2026-12-01)",
+                  "(0.4 MB per Python version then)", "added 4.7 MiB per Python version on 2026-12-01",
+                  "(measured here on 2026-12-01)", "(about 85 s on 2 shared cores when written)",
+                  "As its documentation said when this page was written (2026-12-01)"):
+        assert dated in text, dated
+
+
+def test_deployment_doc_int8_figures_are_the_quantizer_and_its_test():
+    """The calibration sample's default size and what tests/test_int8.py quantizes on and requires."""
+    from keras_preact.quantization import DEFAULT_COUNT
+
+    source = (ROOT / "tests" / "test_int8.py").read_text(encoding="utf-8")
+    count = int(re.search(r"^CALIBRATION_COUNT = (\d+)$", source, re.M)[1])
+    agreement = float(re.search(r"^MIN_AGREEMENT = ([\d.]+)$", source, re.M)[1])
+    text = _text("docs/deployment.md")
+    assert f"(`--calibration_count`, default {DEFAULT_COUNT})" in text
+    assert (f"tests/test_int8.py quantizes `resnetv2_20_cifar10` on {count} images in each runtime and requires "
+            f"{100 * agreement:.0f}% top-1 agreement with Keras on the CI slice") in text
