@@ -437,3 +437,36 @@ def test_readmes_show_every_cycle_of_a_warm_started_run(tiny_zoo):
     assert zoo_row.endswith("| 70 (40 + 30) |"), zoo_row
     # A single run still shows a plain count.
     assert cards._epoch_count(zoo.get_card(ZOO_NAME)) == 1
+
+
+def test_card_readme_names_the_recipe_hardware_and_averaging(tiny_zoo):
+    """Issue 35: each card says which recipe(s) made the weights, on which CPU, and whether the
+    published weights are the last epoch's or a weight average (and whose batch-norm statistics)."""
+    card = json.loads(json.dumps(zoo.get_card(ZOO_NAME)))
+    card["recipe"]["epochs"] = [{"epoch": 1, "cpu": "Test CPU A"}, {"epoch": 2, "cpu": "Test CPU B"}]
+    card["recipe"]["config"].update(name="recipe_b", ema_momentum=0.0)
+    card["recipe"]["init_from"] = {"config": {"name": "recipe_a"}, "epochs": 40, "init_from": None}
+    section = cards.render_model_readme(card).split("## Training\n\n")[1].split("\n## ")[0]
+    assert "`recipe_a` (40 epochs) then `recipe_b` (2 epochs)" in section
+    assert "The last cycle ran on Test CPU A and Test CPU B" in section
+    assert "Published weights: the last epoch's weights (no weight averaging)." in section
+    card["recipe"]["config"].update(ema_momentum=0.999, ema_batch_norm_batches=100)
+    section = cards.render_model_readme(card).split("## Training\n\n")[1]
+    assert "moving average of the trainable weights (momentum 0.999" in section
+    assert "batch-norm statistics recomputed for the average on 100 training batches" in section
+    card["recipe"]["config"]["ema_batch_norm_batches"] = 0
+    assert "the live weights' batch-norm statistics" in cards.render_model_readme(card)
+
+
+@pytest.mark.parametrize("name", REAL_MODELS)
+def test_real_zoo_readmes_name_each_cycle_of_the_run(name):
+    """The cycles the Training section lists add up to the epochs the card's runs recorded."""
+    card = json.loads((REAL_ZOO / name / "model_card.json").read_text())
+    cycles, record = [], card["recipe"]
+    while record:
+        cycles.insert(0, (record["config"]["name"] if isinstance(record["config"], dict) else record["config"],
+                          len(record["epochs"]) if isinstance(record["epochs"], list) else record["epochs"]))
+        record = record.get("init_from")
+    assert sum(epochs for _, epochs in cycles) == (card["recipe"].get("epochs_total") or cycles[-1][1])
+    readme = (REAL_ZOO / name / "README.md").read_text()
+    assert " then ".join(f"`{config}` ({epochs} epochs)" for config, epochs in cycles) in readme

@@ -75,6 +75,55 @@ def _training_time(card):
     return _duration(recipe.get("wall_time_total_s") or recipe.get("wall_time_s"))
 
 
+def _cycles(recipe):
+    """[(config name, epochs), ...] of a run and the runs it continued (--init_from), oldest first."""
+    cycles, record = [], recipe
+    while record:
+        config, epochs = record.get("config"), record.get("epochs")
+        cycles.insert(0, ((config.get("name") or "?") if isinstance(config, dict) else config or "?",
+                          len(epochs) if isinstance(epochs, list) else epochs or "?"))
+        record = record.get("init_from")
+    return cycles
+
+
+def averaging(config):
+    """What the published weights are: the last epoch's, or the weight average the recipe fixed."""
+    momentum = config.get("ema_momentum") or 0.0
+    if not momentum:
+        return "the last epoch's weights (no weight averaging)"
+    batches = config.get("ema_batch_norm_batches", 0)
+    statistics = (f"batch-norm statistics recomputed for the average on {batches} training batches"
+                  if batches else "the live weights' batch-norm statistics")
+    return (f"an exponential moving average of the trainable weights (momentum {momentum}, "
+            f"Keras' `SGD(use_ema=True)`), {statistics}")
+
+
+def _training_section(card):
+    """Recipe(s), hardware, wall time and the averaging behind the published weights."""
+    recipe = card["recipe"]
+    cycles = _cycles(recipe)
+    chain = " then ".join(f"`{name}` ({epochs} epochs)" for name, epochs in cycles)
+    if len(cycles) > 1:
+        chain += ", each cycle started from the one before's weights (`--init_from`)"
+    hardware = recipe.get("hardware") or {}
+    # Each epoch record names its CPU (runs resumed across sessions change machines); older
+    # records have only the hardware of the process that finished the run.
+    epochs = recipe.get("epochs") if isinstance(recipe.get("epochs"), list) else []
+    cpus = sorted({epoch["cpu"] for epoch in epochs if epoch.get("cpu")})
+    where = (" and ".join(cpus) if cpus else
+             f"{hardware.get('cpu', '?')} (the machine of its last epoch; the record names no other)")
+    if hardware.get("cpu_count"):
+        where += f", {hardware['cpu_count']} cores"
+    replicas = recipe.get("replicas") or 1
+    where += f", {replicas} replicas" if replicas > 1 else ""
+    return (
+        "\n## Training\n\n"
+        f"Recipe: {chain}; {_training_time(card)} of wall time in all. "
+        f"{'The last cycle ran on' if len(cycles) > 1 else 'It ran on'} {where}: `{recipe.get('command', '?')}`.\n"
+        f"Published weights: {averaging(recipe.get('config') or {})}.\n"
+    )
+
+
 def _flip_line(card):
     """The test-time-flip numbers, labelled as such, or '' for a card without them."""
     flip = card.get("flip")
@@ -178,7 +227,7 @@ keras-preact predict --model {name} photo.jpg
 For TF Serving: `keras-preact export --model {name} --out serving/{name}/1` writes its SavedModel
 (preprocessing inside; the deployment guide, docs/deployment.md, has the server command).
 Weights sha256: `{card['weights']['sha256']}`. Everything else: `model_card.json`.
-{_runtimes_section(card)}"""
+{_training_section(card)}{_runtimes_section(card)}"""
 
 
 def _limited(card):
