@@ -10,7 +10,6 @@ split, and reject bad input as the float exports do. Calibration must refuse the
 
 import hashlib
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,11 +19,10 @@ import pytest
 from keras_preact import cli, quantization, runtimes
 from test_runtimes import (  # noqa: F401 (fixtures)
     CIFAR_MODEL,
-    FORMATS_PY,
-    SERVE_SCRIPT,
     assert_rejects_bad_input,
     cifar_keras,
     cifar_slice,
+    serve_in_fresh_process,
     work,
 )
 from test_zoo_support import CIFAR_ARCHIVE, CIFAR_MISSING, ZOO_NAME, cifar_folder, image_folder, tiny_zoo  # noqa: F401
@@ -47,15 +45,9 @@ def served_int8(fmt, work, cifar_slice):
                        "--calibration_count", str(CALIBRATION_COUNT), "--out", str(export)])
     assert status == cli.EXIT_OK
     np.save(folder / "cifar.npy", cifar_slice[0])
-    (folder / "jobs.json").write_text(json.dumps([{"name": "cifar", "export": str(export),
-                                                   "images": str(folder / "cifar.npy")}]))
-    script = folder / "serve.py"
-    script.write_text(SERVE_SCRIPT)
-    result = subprocess.run([sys.executable, str(script), fmt, str(FORMATS_PY), str(folder)],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0 and "SERVED OK" in result.stdout, result.stderr[-3000:]
-    report = json.loads((folder / "report.json").read_text())
-    _SERVED[fmt] = (report, dict(np.load(folder / "cifar.npz")), export)
+    report, outputs = serve_in_fresh_process(
+        fmt, folder, [{"name": "cifar", "export": str(export), "images": str(folder / "cifar.npy")}])
+    _SERVED[fmt] = (report, outputs["cifar"], export)
     return _SERVED[fmt]
 
 

@@ -209,6 +209,16 @@ def served(fmt, work, cifar_slice):
         np.save(folder / "cifar.npy", cifar_slice[0])
         jobs.append({"name": "cifar", "export": str(export_cifar(fmt, folder / "cifar_export")),
                      "images": str(folder / "cifar.npy")})
+    report, outputs = serve_in_fresh_process(fmt, folder, jobs)
+    _SERVED[fmt] = (report, outputs, jobs)
+    return _SERVED[fmt]
+
+
+def serve_in_fresh_process(fmt, folder, jobs):
+    """Run SERVE_SCRIPT on `jobs` ([{name, export, images}]) in a fresh, keras-free process.
+
+    Returns (report, {job name: {"one", "five", "all": probabilities}}); shared with test_int8.
+    """
     (folder / "jobs.json").write_text(json.dumps(jobs))
     script = folder / "serve.py"
     script.write_text(SERVE_SCRIPT)
@@ -216,9 +226,7 @@ def served(fmt, work, cifar_slice):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "SERVED OK" in result.stdout, result.stderr[-3000:]
     report = json.loads((folder / "report.json").read_text())
-    outputs = {job["name"]: dict(np.load(folder / f"{job['name']}.npz")) for job in jobs}
-    _SERVED[fmt] = (report, outputs, jobs)
-    return _SERVED[fmt]
+    return report, {job["name"]: dict(np.load(folder / f"{job['name']}.npz")) for job in jobs}
 
 
 def assert_agrees(served_outputs, expected):
