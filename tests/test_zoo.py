@@ -470,3 +470,14 @@ def test_real_zoo_readmes_name_each_cycle_of_the_run(name):
     assert sum(epochs for _, epochs in cycles) == (card["recipe"].get("epochs_total") or cycles[-1][1])
     readme = (REAL_ZOO / name / "README.md").read_text()
     assert " then ".join(f"`{config}` ({epochs} epochs)" for config, epochs in cycles) in readme
+
+
+def test_zoo_readme_has_an_int8_row_per_runtime_of_each_card(tiny_zoo):
+    """Issue 37: bench/runtime_cards.py --int8 writes "<format>_int8" entries; the zoo README lists each."""
+    card = json.loads(json.dumps(zoo.get_card(ZOO_NAME)))
+    assert "int8 exports" not in cards.render_zoo_readme([card])
+    card["runtimes"] = {"onnx_int8": {"precision": "int8", "top1": 0.8821, "float32_top1": 0.8805,
+                                      "top1_agreement_with_float32": 0.9879, "size_ratio": 0.2712}}
+    row = next(line for line in cards.render_zoo_readme([card]).splitlines()
+               if line.startswith(f"| {ZOO_NAME} | ONNX Runtime |"))
+    assert row == f"| {ZOO_NAME} | ONNX Runtime | 88.05% | 88.21% | +0.16 | 98.79% | 0.27x |"

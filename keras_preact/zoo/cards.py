@@ -286,6 +286,7 @@ def render_zoo_readme(cards):
         lines += [f"- `{arch}`: {source or 'not in the registry'}" for arch, source in
                   sorted(sources.items())]
         lines.append("")
+        lines += _int8_table(cards)
     lines += [
         "Each model: `<name>/model_card.json`, `<name>/README.md` and its weights (beside the card,",
         "or downloaded from the card's URL) for `keras_preact.get_model(arch, weights=\"<name>\")`.",
@@ -293,6 +294,29 @@ def render_zoo_readme(cards):
         "",
     ]
     return "\n".join(lines)
+
+
+def _int8_table(cards):
+    """The zoo README's int8 rows (bench/runtime_cards.py --int8 wrote them into the cards), or []."""
+    rows = [(card["name"], fmt, entry) for card in cards for fmt, entry in (card.get("runtimes") or {}).items()
+            if entry.get("precision") == "int8"]
+    if not rows:
+        return []
+    lines = [
+        "int8 exports (`keras-preact export --model NAME --format FORMAT --int8`), measured like the float32",
+        "ones on the full test split; calibrated on training images (each card names them). Latency:",
+        "BENCHMARKS.md.",
+        "",
+        "| model | runtime | float32 top-1 | int8 top-1 | change (points) | same top-1 as float32 | size vs float32 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, fmt, entry in rows:
+        base = fmt[:-len("_int8")]
+        lines.append(
+            f"| {name} | {RUNTIME_NAMES.get(base, base)} | {_percent(entry['float32_top1'])} "
+            f"| {_percent(entry['top1'])} | {100 * (entry['top1'] - entry['float32_top1']):+.2f} "
+            f"| {_percent(entry['top1_agreement_with_float32'])} | {entry['size_ratio']:.2f}x |")
+    return lines + [""]
 
 
 def write_zoo_readme(zoo_dir):
