@@ -27,6 +27,7 @@ from test_zoo_support import (  # noqa: F401 (fixtures)
     trained_model,
     zoo_copy,
 )
+from zoo_misses import misses as _misses, load as _load_misses
 
 # The zoo that ships in the wheel (keras_preact/zoo/models).
 REAL_ZOO = zoo.PACKAGED_ZOO
@@ -364,6 +365,19 @@ def test_real_zoo_readmes_are_rendered_from_their_cards(name):
 
 
 @pytest.mark.parametrize("name", REAL_MODELS)
+def test_real_zoo_card_counts_are_the_built_networks(name):
+    """The card's parameters and multiply-adds (its README's "params" and "multiply-adds"
+    columns) are registry.MEASURED's for its network, which tests/test_param_counts.py
+    recomputes from the built network: the card's model_kwargs build the registered one."""
+    from keras_preact.models.registry import MEASURED, get_model_spec
+
+    card = json.loads((REAL_ZOO / name / "model_card.json").read_text())
+    assert card["model_kwargs"] == {"classes": get_model_spec(card["architecture"]).classes}
+    params, _, multiply_adds = MEASURED[card["architecture"]]
+    assert (card["params"], card["flops"], card["flops_unit"]) == (params, multiply_adds, "multiply-adds per image")
+
+
+@pytest.mark.parametrize("name", REAL_MODELS)
 def test_real_zoo_cards_name_no_path_of_our_machine(name):
     card = json.loads((REAL_ZOO / name / "model_card.json").read_text())
     readme = (REAL_ZOO / name / "README.md").read_text()
@@ -396,23 +410,34 @@ def _real_card_dataset(card, monkeypatch):
                          ids=["keras", "saved_model", "keras-flip"])
 def test_real_zoo_card_reproduces_on_the_ci_slice(name, runtime, flip, monkeypatch):
     """Single-crop top-1/top-5 (card's evaluation.ci_slice) and flip-averaged top-1/top-5
-    (card's flip.ci_slice), re-measured from the shipped weights on the first test images."""
+    (card's flip.ci_slice), re-measured from the shipped weights on the first test images; and
+    which of those images are missed, against tests/zoo_misses.json (the record the card's
+    full-split numbers are recomputed from in tests/test_zoo_misses.py)."""
     card = json.loads((REAL_ZOO / name / "model_card.json").read_text())
     dataset = _real_card_dataset(card, monkeypatch)
     expected = (card["flip"] if flip else card["evaluation"])["ci_slice"]
-    measured = evaluation.evaluate(name, dataset, runtime=runtime, flip=flip,
-                                   limit=expected["num_examples"], progress=False).summary()
+    hits = evaluation.evaluate(name, dataset, runtime=runtime, flip=flip,
+                               limit=expected["num_examples"], progress=False)
+    measured = hits.summary()
     assert measured == expected
     assert evaluation.check_against_card(name, measured, flip=flip) == []
+    recorded = _load_misses()["models"][name]["flip" if flip else "single"]["misses"]
+    assert _misses(hits) == {k: [i for i in v if i < expected["num_examples"]]
+                                       for k, v in recorded.items()}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", REAL_MODELS)
-def test_real_zoo_card_reproduces_on_the_full_test_split(name, monkeypatch):
+@pytest.mark.parametrize("flip", [False, True], ids=["single", "flip"])
+def test_real_zoo_card_reproduces_on_the_full_test_split(name, flip, monkeypatch):
+    """The card's full-split top-1/top-5 (with flip: its flip.top1/top5) and every miss of
+    tests/zoo_misses.json, re-measured from the shipped weights."""
     card = json.loads((REAL_ZOO / name / "model_card.json").read_text())
     dataset = _real_card_dataset(card, monkeypatch)
-    measured = evaluation.evaluate(name, dataset, progress=False)
-    assert evaluation.check_against_card(name, measured.summary()) == []
+    measured = evaluation.evaluate(name, dataset, flip=flip, progress=False)
+    assert evaluation.check_against_card(name, measured.summary(), flip=flip) == []
+    recorded = _load_misses()["models"][name]["flip" if flip else "single"]
+    assert _misses(measured) == recorded["misses"]
 
 
 def test_copying_a_zoo_folder_keeps_it_valid(zoo_copy, tmp_path, monkeypatch):
