@@ -350,6 +350,149 @@ def test_zoo_doc_compares_the_resnets_with_their_cards():
     assert v2_56["recipe"]["hardware"]["cpu_count"] == 2 and v2_56["recipe"]["hardware"]["cpu_flags"]["avx512"]
 
 
+def _run(model_dir):
+    return _json(f"{model_dir}/run.json")
+
+
+def _pct(fraction, digits=2):
+    return f"{100 * fraction:.{digits}f}%"
+
+
+def test_zoo_doc_data_section_is_the_jpeg_copy_bench():
+    """'all 60,000 carry libjpeg's quality-75 tables and 4:2:0 ... in 2.31 bits per pixel':
+    bench/results/jpeg_copy.json, every file of both splits."""
+    splits = _json("bench/results/jpeg_copy.json")["splits"].values()
+    files = sum(s["files"] for s in splits)
+    [quality] = {q for s in splits for q in s["quality"]}
+    assert {k for s in splits for k in s["subsampling"]} == {"4:2:0"}
+    assert {k for s in splits for k in s["sizes"]} == {"32x32"}  # 4:2:0 at 32x32: colour at 16x16
+    bits = sum(s["bits_per_pixel"] * s["files"] for s in splits) / files
+    text = _text("docs/zoo.md")
+    assert (f"all {files:,} carry libjpeg's quality-{quality} tables and 4:2:0 chroma subsampling (the colour "
+            f"planes stored at 16x16), in {bits:.2f} bits per pixel of coded data against the original's 24") in text
+    assert f"quality {quality}, colour at 16x16, {bits:.2f} coded bits per pixel" in text
+
+
+def test_zoo_doc_resnet_20_story_is_the_run_records():
+    """The ResNet-20 section's figures that are not the cards': the 12-epoch model, the training
+    accuracy of each cycle's last epoch, and the paper-recipe run (training/results/*/run.json)."""
+    text = _text("docs/zoo.md")
+    short = _run("training/results/resnetv2_20_cifar_cpu_short")
+    assert (f"the {len(short['epochs'])}-epoch pre-activation model ({_pct(short['final']['test_top1'])}) stays in "
+            "`training/results/resnetv2_20_cifar_cpu_short/`") in text
+    last = {cycle: [_run(f"training/results/{m}_cifar_cpu_{cycle}")["epochs"][-1]["accuracy"] * 100
+                    for m in ("resnet_20", "resnetv2_20")] for cycle in ("long", "anneal")}
+    assert f"Training accuracy rose from {_span(last['long'], 1)}% to {_span(last['anneal'], 1)}%" in text
+    paper = _run("training/results/resnet_20_resnet_cifar")
+    epochs, final = paper["epochs"], paper["final"]
+    zoo_top1 = 100 * CARDS["resnet_20_cifar10"]["top1"]
+    first_decay = paper["schedule"]["boundaries"][0] // paper["steps_per_epoch"] + 1  # the first epoch after it
+    after = epochs[first_decay - 1:]  # epochs first_decay .. the end
+    assert first_decay == 83
+    assert (f"ends at **{_pct(final['test_top1'])}** top-1 ({_pct(final['test_top5'])} top-5) on the test split of "
+            f"CIFAR-10 (JPEG q75 copy), {zoo_top1 - 100 * final['test_top1']:.2f} points *below* the zoo model's "
+            f"{zoo_top1:.2f}%") in text
+    assert (f"({_span([100 * e['accuracy'] for e in epochs[-5:]], 1)}% accuracy on the augmented training batches of "
+            "its last epochs)") in text
+    assert len({f"{e['val_loss']:.2f}" for e in after[:4]}) == 1
+    assert (f"its test loss rises from {after[0]['val_loss']:.2f} after the first decay (epochs 83-86) to "
+            f"{epochs[-1]['val_loss']:.2f} at the end while test accuracy stays within "
+            f"{_span([100 * e['val_accuracy'] for e in after], 1)}%") in text
+    assert f"({paper['wall_time_s'] / 3600:.1f} h of training in its run.json" in text
+    stopped = _run("training/results/resnetv2_20_resnet_cifar")
+    assert stopped["status"].startswith("interrupted")
+    assert f"was stopped after {len(stopped['epochs'])} epochs and is not continued" in text
+
+
+def test_zoo_doc_jpeg_quality_paragraph_is_the_jpeg_quality_runs():
+    """'How much does the JPEG copy cost?': test errors, seeds, PSNR and training accuracy of the
+    re-encoded runs and the q75 baseline, collected from their run.json files (as the report is)."""
+    from training.experiments import grid, jpeg_quality
+
+    rows = {r["quality"]: r for r in jpeg_quality.collect(str(ROOT / jpeg_quality.RESULTS), grid.Setting(),
+                                                          str(ROOT / grid.DEFAULT_RESULTS_DIR))}
+    assert sorted(rows) == [25, 50, 75, 90]
+
+    def error(q):
+        row = rows[q]
+        std = "" if row["test_error_std"] is None else f" ± {row['test_error_std']:.2f}"
+        seeds = "one seed" if row["seeds"] == 1 else f"{row['seeds']} seeds"
+        return f"{row['test_error_mean']:.2f}{std}% ({seeds})"
+
+    psnr = {q: rows[q]["psnr_db_vs_q75"] for q in (90, 50, 25)}
+    train = [f"{rows[q]['train_accuracy_last_epoch']:.2f}%" for q in (75, 50, 25)]
+    text = _text("docs/zoo.md")
+    assert (f"re-encoding both splits of the copy at q50 ({psnr[50]:.1f} dB PSNR against the copy) raises "
+            f"pre-activation ResNet-20's 10-epoch test error from {error(75)} to {error(50)}, and at q25 "
+            f"({psnr[25]:.1f} dB) to {error(25)}, with training accuracy falling too ({' -> '.join(train)}); "
+            f"the control, a q90 re-encode that adds little ({psnr[90]:.1f} dB), gives "
+            f"{rows[90]['test_error_mean']:.2f}%") in text
+    assert f"At this scale a JPEG distortion of {psnr[25]:.0f}-{psnr[50]:.0f} dB PSNR" in text
+
+
+def test_zoo_doc_resnet_56_cycles_are_the_run_records():
+    """Each cycle's test accuracy at the epochs the text names, its training accuracy, time and
+    the gains between cycles (training/results/resnetv2_56_cifar_cpu_*/run.json)."""
+    text = _text("docs/zoo.md")
+    deep, anneal, cutout, ema = (_run(f"training/results/resnetv2_56_cifar_cpu_{c}")
+                                 for c in ("deep", "anneal", "cutout", "anneal_ema"))
+
+    def at(run, epoch, digits=1):
+        return _pct(run["epochs"][epoch - 1]["val_accuracy"], digits)
+
+    def top1(run):
+        return 100 * run["final"]["test_top1"]
+
+    assert len(deep["epochs"]) == 60 and deep["final"]["test_top1"] == deep["epochs"][-1]["val_accuracy"]
+    assert f"stretched to 60 epochs, the number planned from the measured epoch time; it ended at {top1(deep):.2f}%" in text
+    assert (f"({at(deep, 42)} at epoch 42, {at(deep, 56)} at 56, {at(deep, 60, 2)} at 60) while training accuracy "
+            f"on augmented batches reached {_pct(deep['epochs'][-1]['accuracy'], 1)}") in text
+    assert len(anneal["epochs"]) == 30
+    high = [100 * e["val_accuracy"] for e in anneal["epochs"][1:] if e["lr"] > 0.03]
+    assert (f"falls to {at(anneal, 1, 0)} after its first epoch and stays at {min(high):.0f}-{max(high):.0f}% while "
+            "the lr is above 0.03") in text
+    v2_20 = CARDS["resnetv2_20_cifar10"]
+    assert (f"{at(anneal, 21)} at epoch 21, {at(anneal, 27)} at 27, {at(anneal, 30, 2)} at 30, "
+            f"+{top1(anneal) - top1(deep):.2f} points over the first cycle (ResNet-20: "
+            f"+{100 * (v2_20['top1'] - v2_20['recipe']['init_from']['test_top1']):.2f}), with training "
+            f"accuracy at {_pct(anneal['epochs'][-1]['accuracy'], 1)}") in text
+    assert f"fit its augmented training set ({_pct(anneal['epochs'][-1]['accuracy'], 1)})" in text
+    median = statistics.median(e["seconds"] for e in cutout["epochs"])
+    assert (f"restart (warm-up to lr 0.05, linear decay to 0) over {len(cutout['epochs'])} epochs" in text
+            and f"It ran in one sitting, {cutout['wall_time_s'] / 3600:.1f} h ({median:.0f} s a median epoch" in text)
+    high = sorted(100 * e["val_accuracy"] for e in cutout["epochs"][1:] if e["lr"] > 0.02)
+    assert (f"Test accuracy fell to {at(cutout, 1)} after the first epoch, was {high[1]:.0f}-{high[-1]:.0f}% "
+            f"({high[0]:.0f}% once) while the lr was above 0.02") in text
+    assert (f"{at(cutout, 26)} at epoch 26, {at(cutout, 30)} at 30, {at(cutout, 34, 2)} at 34, "
+            f"**{at(cutout, 36, 2)}** at 36, +{top1(cutout) - top1(anneal):.2f} points over the second cycle, "
+            f"with training accuracy (on cut-out batches) at {_pct(cutout['epochs'][-1]['accuracy'], 1)} instead of "
+            f"{_pct(anneal['epochs'][-1]['accuracy'], 1)}") in text
+    assert top1(cutout) == 100 * CARDS["resnetv2_56_cifar10"]["top1"]  # the zoo file is this cycle's
+    median = statistics.median(e["seconds"] for e in ema["epochs"])
+    assert f"`cifar_cpu_anneal` with `--epochs={len(ema['epochs'])} --learning_rate=0.03 --ema_momentum=0.999`" in text
+    assert (f"{ema['wall_time_s'] / 3600:.1f} h ({median:.0f} s a median epoch). It ended at **{top1(ema):.2f}%** "
+            f"({_pct(ema['final']['test_top5'])} top-5), {top1(anneal) - top1(ema):.2f} points *below* the second "
+            f"cycle, while training accuracy on augmented batches reached {_pct(ema['epochs'][-1]['accuracy'], 1)}") in text
+
+
+def test_zoo_doc_densenet_story_is_its_run_record():
+    """The last epochs of the grid's DenseNet-BC-100 run and what 300 epochs would take at its
+    epoch times (its committed run.json)."""
+    card = CARDS["densenet_bc_100_12_cifar10"]
+    run = _run("training/experiments/results/cpu_d20_e10/densenet_bc_100_12/seed0")
+    assert run["wall_time_s"] == card["recipe"]["wall_time_s"]  # the run the card was published from
+    epochs = run["epochs"]
+    minutes = [e["seconds"] / 60 for e in epochs]
+    paper_epochs = 300
+    assert len(epochs) == 10 and run["final"]["test_top1"] == card["top1"]
+    text = _text("docs/zoo.md")
+    assert (f"accuracy on the augmented training batches was {_pct(epochs[-1]['accuracy'])} in the last epoch "
+            f"(test accuracy {' -> '.join(_pct(e['val_accuracy']) for e in epochs[-3:])} over epochs 8-10") in text
+    assert (f"The paper trains {paper_epochs // len(epochs)} times as many epochs, which would take "
+            f"{paper_epochs * min(minutes) / 1440:.0f}-{paper_epochs * max(minutes) / 1440:.0f} days of these CPUs "
+            f"({min(minutes):.0f}-{max(minutes):.0f} min an epoch in this run's `train.log`)") in text
+
+
 # --- docs/deployment.md: each zoo model in each runtime, as its card records it --------------------
 
 RUNTIME_COLUMNS = ("saved_model", "onnx", "openvino", "litert")
@@ -544,6 +687,42 @@ def test_hardware_doc_machines_are_the_benches_machines():
             f"{_span(faster, 1)}x faster training steps). Neither has AMX. Some sessions ran on a 2-core Intel "
             f"Xeon with AVX-512 and AMX instead (from {first_intel}): it trained epochs 9-10 of the zoo's "
             f"DenseNet-BC-100") in _text("docs/hardware.md")
+
+
+def _benchmarks_machines_table():
+    """BENCHMARKS.md's machine table: one row per machine the JSONs of bench/results/ record (as
+    each result block names it, bench.common.machine_line), its results and days, first used first."""
+    from bench.common import machine_line
+
+    machines = {}
+    for path in sorted((ROOT / "bench" / "results").glob("*.json")):
+        bench = _json(path.relative_to(ROOT))
+        if "machine" in bench and "date" in bench:
+            machines.setdefault(machine_line(bench["machine"]), []).append((_day(bench), path.stem))
+    rows = ["| machine (as its result blocks name it) | results (`bench/results/*.json`) | measured |",
+            "|---|---|---|"]
+    for line, runs in sorted(machines.items(), key=lambda item: min(item[1])):
+        days = sorted(day for day, _ in runs)
+        names = ", ".join(f"`{stem}`" for _, stem in sorted(runs))
+        rows.append(f"| {line} | {names} | {days[0]}{'' if days[0] == days[-1] else f' to {days[-1]}'} |")
+    return "\n".join(rows)
+
+
+def test_benchmarks_machine_section_is_the_benches_machines():
+    """BENCHMARKS.md's 'Machine' section: which machine measured which result, and what they share
+    (memory, kernel, Python and library versions), from every JSON's machine record."""
+    benches = [_json(p.relative_to(ROOT)) for p in sorted((ROOT / "bench" / "results").glob("*.json"))]
+    machines = [b["machine"] for b in benches if "machine" in b]
+    shared = {(m["memory_gib"], m["cores"], m["python"], m["platform"].split("-")[1],
+               *(m["versions"][k] for k in ("tensorflow", "keras", "jax", "numpy"))) for m in machines}
+    assert len(shared) == 1, shared
+    memory, cores, python, kernel, tensorflow, keras, jax, numpy = shared.pop()
+    text = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
+    section = text.split("\n## Machine\n", 1)[1].split("\n## ", 1)[0]
+    assert _benchmarks_machines_table() in section
+    assert (f"Every machine had {cores} cores, {memory} GiB of memory and the same software: Linux "
+            f"{'.'.join(kernel.split('.')[:2])} (x86_64), Python {python}, tensorflow-cpu {tensorflow}, "
+            f"Keras {keras}, JAX {jax} (CPU), NumPy {numpy}") in " ".join(section.split())
 
 
 # --- docs/deployment.md: latency (bench/results/serving_latency.json), limits, agreement -----------
