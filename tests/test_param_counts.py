@@ -138,3 +138,84 @@ def test_imagenet_multiply_adds_match_v1_table_1(name, gflops):
     flops = keras_preact.count_flops(_built(name))
     # Table 1 rounds to 0.1 GFLOPs; the original stride-in-1x1 ResNet-50 is 3.86e9.
     assert abs(flops / 1e9 - gflops) <= 0.1 * gflops, flops
+
+
+
+# --- the papers' own numbers, read from ../shared/reference/papers.md ------------------------------
+
+PAPERS = ROOT.parent / "shared" / "reference" / "papers.md"
+
+
+def _number(text):
+    """'0.27M' -> (270000, 10000): the count and the unit of its last digit."""
+    decimals = len(text.removesuffix("M").partition(".")[2])
+    return round(float(text.removesuffix("M")) * 1e6), 10 ** (6 - decimals)
+
+
+def _counts(line, prefix):
+    """{registry name: count} of a list like 'ResNet-18 11,689,512; 34 21,797,672' or
+    'DenseNet121 8,062,504; 169 ...; ResNet50V2 25,613,800; 101V2 ...'."""
+    found = {}
+    for item in line.rstrip(".").split(";"):
+        label, count = re.fullmatch(r"\s*(.*?)(?: \(k=\d+\))? ([\d,]{7,})\s*", item).groups()
+        named = re.fullmatch(r"(ResNet|DenseNet)-?(\d+\w*)", label)
+        if named:
+            prefix, label = named[1].lower(), named[2]
+        found[f"{prefix}{label.lower()}"] = int(count.replace(",", ""))
+    return found
+
+
+def _papers_numbers():
+    """{registry name: (error %, published params, their precision)} and {registry name: exact
+    count} (torchvision's and keras.applications' counts), parsed from papers.md's tables."""
+    text = PAPERS.read_text(encoding="utf-8")
+
+    def table(header):
+        block = text.split(header, 1)[1].split("\n\n", 1)[0]
+        return [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines()
+                if line.startswith("|") and not line.startswith("|---")]
+
+    found = {}
+    depths, params, errors = (row[1:] for row in table("## ResNet v1 — CIFAR-10 (Table 6")[:3])
+    for depth, count, error in zip(depths, params, errors):
+        found[f"resnet_{depth}"] = (float(error.split()[0]), *_number(count))
+        if int(depth) <= 56:  # the v2 paper's 20-56 are v1 Table 6's layers; no error of their own
+            found[f"resnetv2_{depth}"] = (None, *_number(count))
+    units = {row[0]: row[1:] for row in table("Table 2 — activation placement")}
+    table3 = {row[1]: row[3] for row in table("Table 3 — original vs pre-activation") if row[0] == "CIFAR-10"}
+    found["resnetv2_110"] = (float(units["full pre-activation"][0]), *_number(params[depths.index("110")]))
+    found["resnetv2_164"] = (float(table3["ResNet-164 (1.7M params)"]), *_number("1.7M"))
+    assert float(units["full pre-activation"][1]) == found["resnetv2_164"][0]
+    found["resnetv2_1001"] = (float(table3["ResNet-1001 (10.2M params)"].split()[0]), *_number("10.2M"))
+    for depth in (152, 200):
+        error = re.search(rf"ResNet-{depth} original [^;]*?, pre-act ([\d.]+)/", text)[1]
+        found[f"resnetv2_{depth}"] = (float(error), None, 0)
+    dense = table("Table 2 — CIFAR / SVHN error")
+    for row in dense[1:]:
+        m = re.fullmatch(r"DenseNet(-BC)? L=(\d+), k=(\d+)", row[0])
+        found[f"densenet{'_bc' if m[1] else ''}_{m[2]}_{m[3]}"] = (
+            float(row[dense[0].index("C10+")]), *_number(row[dense[0].index("params")]))
+    imagenet = " ".join(text.split("Table 3 — ImageNet top-1 / top-5", 1)[1].split("\n\n", 1)[0].split())
+    for depth, error in re.findall(r"(?:DenseNet-)?(\d{3}) ([\d.]+)/[\d.]+, [\d.]+/[\d.]+", imagenet):
+        found[f"densenet{depth}"] = (float(error), None, 0)
+    counts = {
+        "torchvision": {**_counts(re.search(r"Params \(torchvision\): (ResNet-.*)", text)[1], "resnet"),
+                        **_counts(re.search(r"Params \(torchvision\): (1\d\d .*?)\. keras", imagenet)[1],
+                                  "densenet")},
+        "keras.applications": _counts(re.search(r"keras\.applications: (.*?) \(all with", imagenet)[1], ""),
+    }
+    return found, counts
+
+
+@pytest.mark.skipif(not PAPERS.is_file(), reason=f"no {PAPERS} (the shared reference beside the checkout)")
+@pytest.mark.parametrize("name", list_models())
+def test_registry_paper_numbers_are_the_papers(name):
+    """The paper errors and published parameter counts the registry carries (docs/models.md's
+    "published" and "paper error" columns, the builders' docstrings, the zoo's paper column in
+    README and the cards) are those ../shared/reference/papers.md quotes from the papers' tables."""
+    spec = get_model_spec(name)
+    found, counts = _papers_numbers()
+    error, params, precision = found.get(name, (None, None, 0))
+    if spec.params_source in counts:
+        params, precision = counts[spec.params_source][name], 0
+    assert (spec.error, spec.params, spec.params_precision) == (error, params, precision), spec.params_source
