@@ -3,8 +3,12 @@
 The zoo: README's and docs/zoo.md's tables (one row per card on disk, each number equal to the
 card's), the gaps to the papers, the training epochs and hours (the cards' run records and the
 committed run.json of earlier cycles), and how many zoo models the wheel carries. The cards' own
-numbers are re-measured from the shipped weights in tests/test_zoo.py (CI slice; the full split
-with -m slow), so a figure changed in the cards and in README alike still fails there.
+full-split numbers are recomputed from the images each model misses in tests/test_zoo_misses.py,
+whose CI-slice part tests/test_zoo.py re-measures from the shipped weights (every miss with -m
+slow), so a figure changed in the cards and in README alike still fails there. docs/zoo.md's
+training story (each cycle's accuracies, times and gains, the JPEG-quality runs, the data) comes
+from the committed run.json files, jpeg_quality's runs and bench/results/jpeg_copy.json.
+BENCHMARKS.md: its machine table, from every bench JSON's machine record.
 
 README's prose: what `keras-preact predict` prints for docs/samples/cat.jpg (computed from the
 shipped weights), the training-speed paragraph (the step times in bench/results/cpu_training.json,
