@@ -152,7 +152,7 @@ def _number(text):
     return round(float(text.removesuffix("M")) * 1e6), 10 ** (6 - decimals)
 
 
-def _counts(line, prefix):
+def _listed_counts(line, prefix):
     """{registry name: count} of a list like 'ResNet-18 11,689,512; 34 21,797,672' or
     'DenseNet121 8,062,504; 169 ...; ResNet50V2 25,613,800; 101V2 ...'."""
     found = {}
@@ -199,10 +199,10 @@ def _papers_numbers():
     for depth, error in re.findall(r"(?:DenseNet-)?(\d{3}) ([\d.]+)/[\d.]+, [\d.]+/[\d.]+", imagenet):
         found[f"densenet{depth}"] = (float(error), None, 0)
     counts = {
-        "torchvision": {**_counts(re.search(r"Params \(torchvision\): (ResNet-.*)", text)[1], "resnet"),
-                        **_counts(re.search(r"Params \(torchvision\): (1\d\d .*?)\. keras", imagenet)[1],
+        "torchvision": {**_listed_counts(re.search(r"Params \(torchvision\): (ResNet-.*)", text)[1], "resnet"),
+                        **_listed_counts(re.search(r"Params \(torchvision\): (1\d\d .*?)\. keras", imagenet)[1],
                                   "densenet")},
-        "keras.applications": _counts(re.search(r"keras\.applications: (.*?) \(all with", imagenet)[1], ""),
+        "keras.applications": _listed_counts(re.search(r"keras\.applications: (.*?) \(all with", imagenet)[1], ""),
     }
     return found, counts
 
