@@ -143,8 +143,30 @@ def result_header(module, quick):
             "loadavg_start": loadavg(), "quick": bool(quick)}
 
 
+def command_option(result, flag, default):
+    """The value of ``flag`` in the command line a result records (``default`` when not given):
+    for settings an older JSON kept only in its command."""
+    import shlex
+
+    words = shlex.split(result.get("command", ""))
+    for i, word in enumerate(words):
+        if word == flag and i + 1 < len(words):
+            return type(default)(words[i + 1]) if default is not None else words[i + 1]
+        if word.startswith(flag + "="):
+            value = word.split("=", 1)[1]
+            return type(default)(value) if default is not None else value
+    return default
+
+
+def round_medians(times, rounds, steps):
+    """The median of each round's steps, from a configuration's step times in the order they ran
+    (round k is times[k * steps:(k + 1) * steps]); None for a round without its steps."""
+    return [median(times[k * steps:(k + 1) * steps]) if len(times) >= (k + 1) * steps else None
+            for k in range(rounds)]
+
+
 def finish(result, markdown, path):
-    result["loadavg_end"] = loadavg()
+    result.setdefault("loadavg_end", loadavg())  # a bench that renders its table from loadavg_end sets it first
     result["markdown"] = markdown
     print(markdown)
     write_result(path, result)

@@ -52,7 +52,8 @@ def worker(model_name, efficient, batch, steps):
         "model": model_name, "memory_efficient": efficient, "batch": batch,
         "rss_before_bytes": rss_before, "peak_rss_bytes": peak,
         "step_memory_bytes": peak - rss_before,
-        "step_seconds": statistics.median(times[1:]), "first_step_seconds": times[0],
+        "step_seconds": statistics.median(times[1:]), "step_times_seconds": times[1:],
+        "first_step_seconds": times[0],
     }
 
 
@@ -68,6 +69,95 @@ def run(model_name, efficient, batch, steps):
 
 def gib(n):
     return n / 2**30
+
+
+BUDGET_MODEL = "densenet_bc_190_40"
+
+
+def derive(result):
+    """Recompute, in place, the figures of a result from its runs' RSS readings and step times (each
+    run's step memory = peak RSS - RSS before; its step time = the median of step_times_seconds where
+    kept, older results kept only that median): the medians
+    of the first model and batch's runs, the batch-dependent memory ratio (with small_batch's runs),
+    and the largest DenseNet-BC-190 batch under the budget (each implementation's runs in the order
+    they ran, up to the first over the budget or failed)."""
+    runs = result["runs"]
+    model, batch = runs[0]["model"], runs[0]["batch"]
+    for r in runs:
+        if "error" not in r:
+            r["step_memory_bytes"] = r["peak_rss_bytes"] - r["rss_before_bytes"]
+            if r.get("step_times_seconds"):  # results before 2026-12 kept only the median
+                r["step_seconds"] = statistics.median(r["step_times_seconds"])
+
+    def medians(efficient, at):
+        ok = [r for r in runs if r.get("model") == model and r.get("batch") == at
+              and r["memory_efficient"] == efficient and "error" not in r]
+        return (statistics.median(r["step_memory_bytes"] for r in ok),
+                statistics.median(r["step_seconds"] for r in ok))
+
+    (plain_mem, plain_time), (eff_mem, eff_time) = medians(False, batch), medians(True, batch)
+    result["memory_ratio"] = eff_mem / plain_mem
+    result["time_ratio"] = eff_time / plain_time
+    if result.get("small_batch"):
+        small = {eff: medians(eff, result["small_batch"])[0] for eff in (False, True)}
+        result["batch_dependent_memory_ratio"] = (eff_mem - small[True]) / (plain_mem - small[False])
+    if result.get("bc190_budget_gib"):
+        fits = {}
+        for efficient in (False, True):
+            best = 0
+            for r in runs:
+                if r.get("model") != BUDGET_MODEL or r["memory_efficient"] != efficient:
+                    continue
+                if "error" in r or r["peak_rss_bytes"] > result["bc190_budget_gib"] * 2**30:
+                    break
+                best = r["batch"]
+            fits["memory_efficient" if efficient else "plain"] = best
+        result["bc190_largest_batch"] = fits
+    return result
+
+
+def markdown(result):
+    """The table of a result, recomputed from its runs (see derive)."""
+    import copy
+
+    result = derive(copy.deepcopy(result))
+    runs = result["runs"]
+    model, batch = runs[0]["model"], runs[0]["batch"]
+
+    def median_of(efficient, at, key):
+        return statistics.median(r[key] for r in runs if r.get("model") == model and r.get("batch") == at
+                                 and r["memory_efficient"] == efficient and "error" not in r)
+
+    repeats = sum(1 for r in runs if r.get("model") == model and r.get("batch") == batch
+                  and not r["memory_efficient"])
+    plain_mem, plain_time = median_of(False, batch, "step_memory_bytes"), median_of(False, batch, "step_seconds")
+    eff_mem, eff_time = median_of(True, batch, "step_memory_bytes"), median_of(True, batch, "step_seconds")
+    table = "\n".join([
+        f"{model}, batch {batch}, 32x32 inputs, {repeats} runs each, {result['cpus']} CPUs",
+        "",
+        "| implementation | step memory (GiB) | step time (s) |",
+        "|---|---|---|",
+        f"| plain | {gib(plain_mem):.2f} | {plain_time:.3f} |",
+        f"| memory_efficient=True | {gib(eff_mem):.2f} | {eff_time:.3f} |",
+        f"| ratio | {result['memory_ratio']:.2f}x | {result['time_ratio']:.2f}x |",
+    ])
+    small_batch = result.get("small_batch")
+    if small_batch:
+        small = {eff: median_of(eff, small_batch, "step_memory_bytes") for eff in (False, True)}
+        growth_plain, growth_eff = plain_mem - small[False], eff_mem - small[True]
+        table += "\n".join([
+            "", "",
+            f"Step memory at batch {small_batch} (mostly the part that does not grow with the batch): "
+            f"plain {gib(small[False]):.2f} GiB, memory_efficient {gib(small[True]):.2f} GiB.",
+            f"Memory that grows with the batch (batch {batch} minus batch {small_batch}): "
+            f"plain {gib(growth_plain):.2f} GiB, memory_efficient {gib(growth_eff):.2f} GiB, "
+            f"ratio {result['batch_dependent_memory_ratio']:.2f}x.",
+        ])
+    if result.get("bc190_budget_gib"):
+        fits = result["bc190_largest_batch"]
+        table += (f"\n\nDenseNet-BC-190 (k=40): largest batch with peak RSS <= {result['bc190_budget_gib']} GiB: "
+                  f"plain {fits['plain']}, memory_efficient {fits['memory_efficient']}")
+    return table
 
 
 def main():
@@ -100,24 +190,7 @@ def main():
             rows.append(run(args.model, efficient, args.batch, args.steps))
             print(rows[-1], file=sys.stderr, flush=True)
 
-    def summary(efficient):
-        runs = [r for r in rows if r["memory_efficient"] == efficient and "error" not in r]
-        return (statistics.median(r["step_memory_bytes"] for r in runs),
-                statistics.median(r["step_seconds"] for r in runs))
-
-    plain_mem, plain_time = summary(False)
-    eff_mem, eff_time = summary(True)
-    table = "\n".join([
-        f"{args.model}, batch {args.batch}, 32x32 inputs, {args.repeats} runs each, {os.cpu_count()} CPUs",
-        "",
-        "| implementation | step memory (GiB) | step time (s) |",
-        "|---|---|---|",
-        f"| plain | {gib(plain_mem):.2f} | {plain_time:.3f} |",
-        f"| memory_efficient=True | {gib(eff_mem):.2f} | {eff_time:.3f} |",
-        f"| ratio | {eff_mem / plain_mem:.2f}x | {eff_time / plain_time:.2f}x |",
-    ])
-    result = dict(started, cpus=os.cpu_count(), runs=rows,
-                  memory_ratio=eff_mem / plain_mem, time_ratio=eff_time / plain_time)
+    result = dict(started, cpus=os.cpu_count(), runs=rows)
     if args.small_batch and not args.quick:
         # Step memory = a part fixed per model (tracing the training graph: remat adds
         # custom-gradient function graphs) + activations, which grow with the batch.
@@ -125,36 +198,19 @@ def main():
         small = {eff: run(args.model, eff, args.small_batch, 2) for eff in (False, True)}
         rows.extend(small.values())
         if not any("error" in r for r in small.values()):
-            growth_plain = plain_mem - small[False]["step_memory_bytes"]
-            growth_eff = eff_mem - small[True]["step_memory_bytes"]
             result["small_batch"] = args.small_batch
-            result["batch_dependent_memory_ratio"] = growth_eff / growth_plain
-            table += "\n".join([
-                "", "",
-                f"Step memory at batch {args.small_batch} (mostly the part that does not grow with the batch): "
-                f"plain {gib(small[False]['step_memory_bytes']):.2f} GiB, "
-                f"memory_efficient {gib(small[True]['step_memory_bytes']):.2f} GiB.",
-                f"Memory that grows with the batch (batch {args.batch} minus batch {args.small_batch}): "
-                f"plain {gib(growth_plain):.2f} GiB, memory_efficient {gib(growth_eff):.2f} GiB, "
-                f"ratio {growth_eff / growth_plain:.2f}x.",
-            ])
     if args.budget_gib:
         budget = args.budget_gib * 2**30
-        fits = {}
         for efficient in (False, True):
-            best = 0
             for batch in map(int, args.budget_batches.split(",")):
-                r = run("densenet_bc_190_40", efficient, batch, 2)
+                r = run(BUDGET_MODEL, efficient, batch, 2)
                 result["runs"].append(r)
                 print(r, file=sys.stderr, flush=True)
                 if "error" in r or r["peak_rss_bytes"] > budget:
                     break
-                best = batch
-            fits["memory_efficient" if efficient else "plain"] = best
         result["bc190_budget_gib"] = args.budget_gib
-        result["bc190_largest_batch"] = fits
-        table += (f"\n\nDenseNet-BC-190 (k=40): largest batch with peak RSS <= {args.budget_gib} GiB: "
-                  f"plain {fits['plain']}, memory_efficient {fits['memory_efficient']}")
+    derive(result)
+    table = markdown(result)
     common.finish(result, table, args.out)
 
 

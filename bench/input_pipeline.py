@@ -183,12 +183,40 @@ def run(args):
             "bottleneck": any(f["over_synthetic"] < 0.95 for f in fed[1:2])}
 
 
-def markdown(res, result, args):
+def derive(result):
+    """Recompute, in place, every figure of a result that is not a raw measurement: each pipeline's
+    images/s (batches x batch / seconds) and its ratio to the synthetic step; each fed step's round
+    medians, median step, images/s and ratio to the synthetic step (and per round); the verdict."""
+    batch = result["batch"]
+    rounds = result.get("rounds") or common.command_option(result, "--rounds", 5)
+    steps = result.get("steps") or common.command_option(result, "--steps", 3)
+    fed = result["training_step"]
+    for f in fed:
+        f["round_medians"] = common.round_medians(f["step_seconds"], rounds, steps)
+        f["median_step_seconds"] = common.median(f["step_seconds"])
+        f["images_per_second"] = batch / f["median_step_seconds"]
+    base = fed[0]
+    for f in fed:
+        per_round = [b / a for a, b in zip(f["round_medians"], base["round_medians"])]
+        f["over_synthetic"] = f["images_per_second"] / base["images_per_second"]
+        f["over_synthetic_round_range"] = [min(per_round), max(per_round)]
+    for a in result["pipeline_alone"]:
+        a["images_per_second"] = a["batches"] * batch / a["seconds"]
+        a["over_training_step"] = a["images_per_second"] / base["images_per_second"]
+    result["bottleneck"] = any(f["over_synthetic"] < 0.95 for f in fed[1:2])
+    return result
+
+
+def markdown(result):
+    """The table of a result, recomputed from its raw times (see derive)."""
+    import copy
+
+    res = derive(copy.deepcopy(result))
     head = (f"Input pipeline vs training step: {res['dataset']} ({res['train_images']:,} training images), "
             f"`{res['model']}` batch {res['batch']}, recipe `{res['recipe']}` (augment {res['augment']}, "
-            f"shuffle buffer {res['shuffle_buffer']:,}); {common.machine_line(result['machine'])}; "
-            f"load average {result['loadavg_start'][0]:.1f}; {result['date'][:10]}."
-            + (" QUICK smoke run, not a measurement." if args.quick else ""))
+            f"shuffle buffer {res['shuffle_buffer']:,}); {common.machine_line(res['machine'])}; "
+            f"load average {res['loadavg_start'][0]:.1f}; {res['date'][:10]}."
+            + (" QUICK smoke run, not a measurement." if res.get("quick") else ""))
     t1 = common.markdown_table(
         ["pipeline alone", "images/s", "÷ training step (synthetic)"],
         [[a["variant"], common.fmt(a["images_per_second"], 0), common.ratio(a["over_training_step"], 1)]
@@ -232,7 +260,9 @@ def main(argv=None):
         args.data = args.data or DEFAULT_DATA
         res = run(args)
     result.update(res)
-    common.finish(result, markdown(res, result, args), args.out)
+    result.update({"rounds": args.rounds, "steps": args.steps})
+    derive(result)
+    common.finish(result, markdown(result), args.out)
 
 
 if __name__ == "__main__":

@@ -94,9 +94,37 @@ def describe_split(folder, known):
             total_bytes += len(data)
     if not files:
         raise ValueError(f"no files under {folder}")
-    return {"files": files, "quality": dict(quality), "subsampling": dict(sampling), "sizes": dict(sizes),
-            "mean_bytes": total_bytes / files, "mean_coded_bytes": coded / files,
-            "bits_per_pixel": coded * 8 / pixels}
+    return derive_split({"files": files, "quality": dict(quality), "subsampling": dict(sampling),
+                         "sizes": dict(sizes), "total_bytes": total_bytes, "total_coded_bytes": coded})
+
+
+def derive_split(split):
+    """A split's files, means and bits per pixel from its counts and byte totals (in place). Results
+    before 2026-12 kept the means, not the totals: their means are read as stored (x files = totals)."""
+    files = sum(split["sizes"].values())
+    pixels = sum(n * int(w) * int(h) for size, n in split["sizes"].items() for w, h in [size.split("x")])
+    if "total_bytes" in split:
+        split["mean_bytes"] = split["total_bytes"] / files
+        split["mean_coded_bytes"] = split["total_coded_bytes"] / files
+    split["files"] = files
+    split["bits_per_pixel"] = split["mean_coded_bytes"] * files * 8 / pixels
+    return split
+
+
+def markdown(result):
+    """The table of a result, its files and bits per pixel recomputed from its counts (derive_split)."""
+    import copy
+
+    splits = {name: derive_split(copy.deepcopy(s)) for name, s in result["splits"].items()}
+    rows = [[split, f"{s['files']:,}", _counts(s["quality"]), _counts(s["subsampling"]), _counts(s["sizes"]),
+             f"{s['mean_bytes']:,.0f}", f"{s['mean_coded_bytes']:,.0f}", f"{s['bits_per_pixel']:.2f}"]
+            for split, s in splits.items()]
+    source = "a generated folder (--quick)" if result.get("quick") else f"`{result['dataset']}`"
+    return (f"JPEG files of {source}, read from the files (nothing decoded); "
+            "the original 8-bit RGB pixels are 24 bits per pixel.\n\n"
+            + common.markdown_table(["split", "files", "IJG quality (files)", "chroma subsampling (files)",
+                                     "size (files)", "mean file bytes", "mean coded bytes",
+                                     "coded bits per pixel"], rows))
 
 
 def _counts(counter):
@@ -148,16 +176,7 @@ def main(argv=None):
                 parser.error(f"{folder} does not exist; --splits names folders under {root}")
             splits[split] = describe_split(folder, known)
     result.update({"dataset": args.dataset, "splits": splits})
-    rows = [[split, f"{s['files']:,}", _counts(s["quality"]), _counts(s["subsampling"]), _counts(s["sizes"]),
-             f"{s['mean_bytes']:,.0f}", f"{s['mean_coded_bytes']:,.0f}", f"{s['bits_per_pixel']:.2f}"]
-            for split, s in splits.items()]
-    source = "a generated folder (--quick)" if args.quick else f"`{args.dataset}`"
-    markdown = (f"JPEG files of {source}, read from the files (nothing decoded); "
-                "the original 8-bit RGB pixels are 24 bits per pixel.\n\n"
-                + common.markdown_table(["split", "files", "IJG quality (files)", "chroma subsampling (files)",
-                                         "size (files)", "mean file bytes", "mean coded bytes",
-                                         "coded bits per pixel"], rows))
-    common.finish(result, markdown, args.out)
+    common.finish(result, markdown(result), args.out)
     return 0
 
 

@@ -147,11 +147,44 @@ def label(cfg):
     return f"TensorFlow, MirroredStrategy over {cfg['devices']} logical CPU device(s)"
 
 
-def markdown(rows, result, args):
-    lines = [f"Data-parallel scaling, `{args.model}`, global batch {args.batch}, recipe `{args.recipe}`; "
-             f"{common.machine_line(result['machine'])}; median of {args.repeats} fresh process(es) x "
-             f"{args.steps} steps each; load average {result['loadavg_start'][0]:.1f}; {result['date'][:10]}."
-             + (" QUICK smoke run, not a measurement." if args.quick else ""), ""]
+def derive(result):
+    """Recompute, in place, every figure of a result from its raw step times: each run's median
+    step and images/s, each row's median over its runs, the mirrored rows' speed-up over one
+    device and efficiency, the JAX row's median."""
+    batch = result["global_batch"]
+    rows = result["rows"]
+    for r in rows:
+        for run in [r] if r.get("backend") == "jax" else r.get("runs", []):
+            if run.get("step_seconds"):
+                run["median_step_seconds"] = common.median(run["step_seconds"])
+                run["images_per_second"] = batch / run["median_step_seconds"]
+        ok = [run for run in r.get("runs", []) if "images_per_second" in run]
+        if ok:
+            r["images_per_second"] = common.median([run["images_per_second"] for run in ok])
+            r["median_step_seconds"] = batch / r["images_per_second"]
+        r.pop("speedup", None)
+        r.pop("efficiency", None)
+    one = next((r for r in rows if r.get("strategy") == "mirrored" and r["devices"] == 1
+                and r.get("images_per_second")), None)
+    for r in rows:
+        if one and r.get("images_per_second") and r.get("strategy") == "mirrored":
+            r["speedup"] = r["images_per_second"] / one["images_per_second"]
+            r["efficiency"] = r["speedup"] / r["devices"]
+    return result
+
+
+def markdown(result):
+    """The table of a result, recomputed from its raw step times (see derive)."""
+    import copy
+
+    result = derive(copy.deepcopy(result))
+    rows = result["rows"]
+    repeats = max((len(r.get("runs", [])) for r in rows), default=0)
+    steps = rows[0]["steps"]
+    lines = [f"Data-parallel scaling, `{result['model']}`, global batch {result['global_batch']}, recipe "
+             f"`{result['recipe']}`; {common.machine_line(result['machine'])}; median of {repeats} fresh "
+             f"process(es) x {steps} steps each; load average {result['loadavg_start'][0]:.1f}; "
+             f"{result['date'][:10]}." + (" QUICK smoke run, not a measurement." if result.get("quick") else ""), ""]
     table = []
     for r in rows:
         if r.get("skipped"):
@@ -209,18 +242,10 @@ def main(argv=None):
         ok = [r for r in runs[i] if "images_per_second" in r]
         row = {"label": label(cfg), **cfg, "runs": runs[i]}
         if ok:
-            row["images_per_second"] = common.median([r["images_per_second"] for r in ok])
-            row["median_step_seconds"] = args.batch / row["images_per_second"]
             row["replicas"] = ok[0]["replicas"]
         else:
             row["error"] = runs[i][-1].get("error", "failed")
         rows.append(row)
-    one = next((r for r in rows if r.get("strategy") == "mirrored" and r["devices"] == 1
-                and r.get("images_per_second")), None)
-    for r in rows:
-        if one and r.get("images_per_second") and r.get("strategy") == "mirrored":
-            r["speedup"] = r["images_per_second"] / one["images_per_second"]
-            r["efficiency"] = r["speedup"] / r["devices"]
     if args.jax != "off":
         cfg = dict(base, backend="jax")
         print(f"measuring {label(cfg)}...", file=sys.stderr, flush=True)
@@ -228,7 +253,8 @@ def main(argv=None):
         rows.append({"label": label(cfg) + (f" [{jax_run['device']}]" if "device" in jax_run else ""),
                      **cfg, **{k: v for k, v in jax_run.items() if k != "backend"}})
     result.update({"model": args.model, "recipe": args.recipe, "global_batch": args.batch, "rows": rows})
-    common.finish(result, markdown(rows, result, args), args.out)
+    derive(result)
+    common.finish(result, markdown(result), args.out)
 
 
 if __name__ == "__main__":

@@ -128,8 +128,7 @@ def worker(payload):
                 start = time.perf_counter()
                 variants[k](px, jp)
                 times[k].append(time.perf_counter() - start)
-        stats = {k: {"p50_ms": 1000 * common.percentile(t, 50), "p99_ms": 1000 * common.percentile(t, 99),
-                     "mean_ms": 1000 * sum(t) / len(t), "requests": len(t)} for k, t in times.items()}
+        stats = {k: request_stats(t, (50, 99)) for k, t in times.items()}
         out["batches"].append({"batch": batch, "iters": iters, "stats": stats,
                                "jpeg_bytes_mean": sum(len(b) for b in jp) / len(jp)})
     out["loadavg"] = common.loadavg()
@@ -181,14 +180,9 @@ def zoo_worker(payload):
                 start = time.perf_counter()
                 predictors[key](pixels)
                 times[key].append(time.perf_counter() - start)
-        stats = {key: {"p50_ms": 1000 * common.percentile(t, 50), "p90_ms": 1000 * common.percentile(t, 90),
-                       "mean_ms": 1000 * sum(t) / len(t), "requests": len(t)} for key, t in times.items()}
-        base = stats.get("saved_model")
-        for key, value in stats.items():
-            if base is not None:
-                value["savedmodel_p50_over_this"] = base["p50_ms"] / value["p50_ms"]
-                value["savedmodel_p90_over_this"] = base["p90_ms"] / value["p90_ms"]
+        stats = {key: request_stats(t, (50, 90)) for key, t in times.items()}
         out["batches"].append({"batch": batch, "iters": iters, "stats": stats})
+    add_runtime_ratios(out)
     out["loadavg"] = common.loadavg()
     return out
 
@@ -222,6 +216,43 @@ def cpu_detail():
 
 RUNTIME_LABELS = {"saved_model": "TF SavedModel `serving_default`", "onnx": "ONNX Runtime",
                   "openvino": "OpenVINO (f32)", "litert": "LiteRT"}
+
+
+def request_stats(seconds, percentiles):
+    """A path's latency figures from its requests' times (kept as request_seconds, so the figures
+    can be recomputed from the JSON)."""
+    stats = {f"p{q}_ms": 1000 * common.percentile(seconds, q) for q in percentiles}
+    stats.update({"mean_ms": 1000 * sum(seconds) / len(seconds), "requests": len(seconds),
+                  "request_seconds": list(seconds)})
+    return stats
+
+
+def add_runtime_ratios(res):
+    """Each runtime's SavedModel p50 / p90 over its own (the zoo rows' ratio column)."""
+    for b in res.get("batches", []):
+        base = b["stats"].get("saved_model")
+        for value in b["stats"].values():
+            if base is not None:
+                value["savedmodel_p50_over_this"] = base["p50_ms"] / value["p50_ms"]
+                value["savedmodel_p90_over_this"] = base["p90_ms"] / value["p90_ms"]
+
+
+def derive(result):
+    """Recompute, in place, a result's percentiles from its requests' times where it kept them
+    (request_seconds; results before 2026-12 kept only p50/p90/p99 and the mean), then its ratios."""
+    for res in result.get("models", []) + result.get("runtimes", []):
+        for b in res.get("batches", []):
+            for key, st in b["stats"].items():
+                if st.get("request_seconds"):
+                    b["stats"][key] = dict(st, **request_stats(
+                        st["request_seconds"], [int(k[1:-3]) for k in st if k.endswith("_ms") and k[1:-3].isdigit()]))
+    for res in result.get("models", []):
+        if "error" not in res:
+            add_ratios(res)
+    for res in result.get("runtimes", []):
+        if "error" not in res:
+            add_runtime_ratios(res)
+    return result
 
 
 def runtimes_markdown(zoo_results, result):
@@ -285,10 +316,15 @@ def add_ratios(res):
             stats[theirs]["compared_with"] = ours
 
 
-def markdown(results, result, args):
+def markdown(result):
+    """The tables of a result: its ratios recomputed from the stored percentiles (see derive)."""
+    import copy
+
+    result = derive(copy.deepcopy(result))
+    results, zoo_results = result["models"], result.get("runtimes") or []
     lines = [f"Serving latency, {common.machine_line(result['machine'])}; requests alternate between the "
              f"variants; load average {result['loadavg_start'][0]:.1f}; {result['date'][:10]}."
-             + (" QUICK smoke run, not a measurement." if args.quick else ""), ""]
+             + (" QUICK smoke run, not a measurement." if result.get("quick") else ""), ""]
     rows = []
     for res in results:
         if "error" in res:
@@ -314,7 +350,10 @@ def markdown(results, result, args):
                          f"decoders differ slightly), PIL path {diffs['theirs_pil_savedmodel']:.1e}; export "
                          f"{res['ours_export_seconds']:.0f} s (ours, 2 signatures) / "
                          f"{res['theirs_export_seconds']:.0f} s (theirs).")
-    return "\n".join(lines)
+    text = "\n".join(lines)
+    if zoo_results:
+        text += "\n\n" + runtimes_markdown(zoo_results, result)
+    return text
 
 
 def main(argv=None):
@@ -370,10 +409,7 @@ def main(argv=None):
         res.setdefault("zoo_model", name)
         zoo_results.append(res)
     result["runtimes"] = zoo_results
-    text = markdown(results, result, args)
-    if zoo_results:
-        text += "\n\n" + runtimes_markdown(zoo_results, result)
-    common.finish(result, text, args.out)
+    common.finish(result, markdown(result), args.out)
 
 
 def zoo_names(args):

@@ -387,11 +387,50 @@ def cell_ratio(r):
     return text + (f" ({rng[0]:.2f}–{rng[1]:.2f})" if rng else "")
 
 
-def markdown(results, summaries, header, args):
-    lines = [f"Training-step throughput, {header['machine_line']}; median step of {args.rounds} rounds x "
-             f"{args.steps} step(s) after {args.warmup} warm-up step(s), configurations alternating "
-             f"in one process per model; load average {header['load']}; {header['date']}."
-             + (" QUICK smoke run: tiny inputs and models, not a measurement." if args.quick else ""), ""]
+def derive(result, margin=None):
+    """Recompute, in place, every figure of a result that is not a raw measurement, from its raw
+    step times: each configuration's round medians, median step and images/s, its ratio to ours and
+    the per-round range of that ratio, the pair summaries and (with --sweep) the recommendation."""
+    margin = command_margin(result) if margin is None else margin
+    steps = result["steps"]
+    summaries = []
+    for res in result["pairs"]:
+        if "configs" not in res:
+            continue
+        for r in res["configs"]:
+            times = r.get("step_seconds") or []
+            r["round_medians"] = common.round_medians(times, result["rounds"], steps)
+            for key in ("median_step_seconds", "images_per_second", "ours_over_this",
+                        "ours_over_this_round_range"):
+                r.pop(key, None)
+            if times and not r.get("error"):
+                r["median_step_seconds"] = common.median(times)
+                r["images_per_second"] = res["batch"] / r["median_step_seconds"]
+        summaries.append(summarize(res))
+        if result.get("sweep"):
+            res["recommended"] = recommend(res, margin)
+    result["summary"] = summaries
+    return result
+
+
+def command_margin(result):
+    """--margin of the command that wrote a result (0.05 when not given)."""
+    return common.command_option(result, "--margin", 0.05)
+
+
+def markdown(result, margin=None):
+    """The table of a result, recomputed from its raw step times (see derive); the caption's end load
+    is loadavg_end's 1-minute figure."""
+    import copy
+
+    result = derive(copy.deepcopy(result), margin)
+    results, summaries = result["pairs"], result["summary"]
+    margin = command_margin(result) if margin is None else margin
+    load = f"{result['loadavg_start'][0]:.1f} -> {result['loadavg_end'][0]:.1f}"
+    lines = [f"Training-step throughput, {common.machine_line(result['machine'])}; median step of "
+             f"{result['rounds']} rounds x {result['steps']} step(s) after {result['warmup']} warm-up step(s), "
+             f"configurations alternating in one process per model; load average {load}; {result['date'][:10]}."
+             + (" QUICK smoke run: tiny inputs and models, not a measurement." if result.get("quick") else ""), ""]
     table = []
     for res in results:
         if "error" in res and "configs" not in res:
@@ -417,7 +456,7 @@ def markdown(results, summaries, header, args):
     recs = [(res["title"], res.get("recommended")) for res in results if res.get("recommended")]
     if recs:
         lines += ["", "Recommended CPU training settings (fastest setting that beats float32 without XLA by "
-                  f"more than {args.margin:.0%} in every round):", ""]
+                  f"more than {margin:.0%} in every round):", ""]
         lines.append(common.markdown_table(
             ["model", "mixed_precision", "jit_compile", "speed-up over float32, no XLA"],
             [[p, "none" if r["policy"] == "float32" else r["policy"], r["jit_compile"],
@@ -476,7 +515,7 @@ def main(argv=None):
         parser.error(f"unknown pairs {unknown}; valid: {', '.join(PAIRS)}")
     result = common.result_header(MODULE, args.quick)
     result.update({"rounds": args.rounds, "steps": args.steps, "warmup": args.warmup, "sweep": args.sweep})
-    results, summaries = [], []
+    results = []
     for name in names:
         spec, configs = plan(name, PAIRS[name], args.quick, args.sweep)
         batch = args.batch or spec["batch"]
@@ -487,16 +526,11 @@ def main(argv=None):
         res = common.run_worker(MODULE, payload)
         res.setdefault("pair", name)
         res.setdefault("title", spec["title"])
-        if "configs" in res:
-            summaries.append(summarize(res))
-            if args.sweep:
-                res["recommended"] = recommend(res, args.margin)
         results.append(res)
     result["pairs"] = results
-    result["summary"] = summaries
-    header = {"machine_line": common.machine_line(result["machine"]), "date": result["date"][:10],
-              "load": f"{result['loadavg_start'][0]:.1f} -> {common.loadavg()[0]:.1f}"}
-    common.finish(result, markdown(results, summaries, header, args), args.out)
+    derive(result, args.margin)
+    result["loadavg_end"] = common.loadavg()
+    common.finish(result, markdown(result, args.margin), args.out)
 
 
 if __name__ == "__main__":
