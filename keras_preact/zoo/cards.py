@@ -59,14 +59,9 @@ def _duration(seconds):
 def _epoch_count(card):
     """Epochs trained; '70 (40 + 30)' for a run that continued others (--init_from)."""
     recipe = card["recipe"]
-    epochs = recipe.get("epochs")
-    epochs = len(epochs) if isinstance(epochs, list) else epochs
-    cycles, previous = [epochs], recipe.get("init_from")
-    while previous:
-        cycles.insert(0, previous.get("epochs"))
-        previous = previous.get("init_from")
+    cycles = [epochs for _, epochs in _cycles(recipe)]
     if len(cycles) == 1:
-        return epochs
+        return cycles[0]
     return f"{recipe.get('epochs_total') or sum(cycles)} ({' + '.join(str(c) for c in cycles)})"
 
 
