@@ -768,9 +768,50 @@ def _loads(m):
     return f"{min(ones):.1f}–{max(ones):.1f}" if ones else "–"
 
 
-def markdown(result, args, end_load=None):
+ROW_DERIVED = ("round_medians", "median_step_seconds", "images_per_second", "gflops", "fraction_of_peak",
+               "over_ours", "over_ours_range", "over_torch", "over_torch_range")
+MODEL_DERIVED = ("torch_baseline", "ours_over_torch", "ours_over_torch_range", "ours_over_before",
+                 "ours_over_before_range", "best_tensorflow")
+
+
+def derive(result):
+    """Recompute, in place, every figure of a result from its raw measurements: each row's round
+    medians (round k is step_seconds[k * steps:(k + 1) * steps], for the rounds it completed), median step and images/s, the matmul
+    peak (the best of the stored samples), GFLOP/s and share of the peak, the ratios to ours and to the
+    faster PyTorch row with their per-round ranges, each model's summary (add_ratios) and `ratios`."""
+    peak = result["peak_gflops"]
+    peak["max"] = max((v for k, v in peak.items() if v and k != "max"), default=None)
+    for m in result["models"]:
+        for key in MODEL_DERIVED:
+            m.pop(key, None)
+        for r in m["rows"]:
+            for key in ROW_DERIVED:
+                r.pop(key, None)
+            times = r.get("step_seconds") or []
+            r["round_medians"] = common.round_medians(times, len(times) // result["steps"], result["steps"])
+            if r.get("step_seconds") and not r.get("error"):
+                r["median_step_seconds"] = common.median(r["step_seconds"])
+                r["images_per_second"] = r.get("batch", result["batch"]) / r["median_step_seconds"]
+    add_ratios(result, peak["max"])
+    result["ratios"] = {m["model"]: {"ours_over_torch": m.get("ours_over_torch"),
+                                     "ours_over_before": m.get("ours_over_before"),
+                                     "ours_over_torch_range": m.get("ours_over_torch_range"),
+                                     "best_tensorflow": m.get("best_tensorflow"),
+                                     **{r["name"]: {"over_ours": r.get("over_ours"), "over_torch": r.get("over_torch")}
+                                        for r in m["rows"]}} for m in result["models"]}
+    return result
+
+
+def markdown(result):
+    """The tables of a result, recomputed from its raw step times (see derive); the caption's end load
+    is loadavg_end's."""
+    import copy
+
+    result = derive(copy.deepcopy(result))
+    args = argparse.Namespace(**{k: result[k] for k in ("batch", "rounds", "steps", "warmup")},
+                              quick=result.get("quick"))
     m0 = result["machine"]
-    end_load = common.loadavg()[0] if end_load is None else end_load
+    end_load = result["loadavg_end"][0]
     peak = result["peak_gflops"]
     peak_text = ", ".join(f"{k} {v:,.0f}" for k, v in peak.items() if v and k != "max")
     lines = [f"CPU training step, {common.machine_line(m0)}; batch {args.batch}, float32 unless said, synthetic "
@@ -856,9 +897,7 @@ def main(argv=None):
     if args.rerender:
         with open(args.out) as f:
             result = json.load(f)
-        for key in ("batch", "rounds", "steps", "warmup", "quick"):
-            setattr(args, key, result[key])
-        result["markdown"] = markdown(result, args, end_load=result["loadavg_end"][0])
+        result["markdown"] = markdown(result)
         common.write_result(args.out, result)
         print(result["markdown"])
         return
@@ -916,14 +955,9 @@ def main(argv=None):
     peak["max"] = max((v for v in peak.values() if v), default=None)
     result["peak_gflops"] = peak
     result["models"] = results
-    add_ratios(result, peak["max"])
-    result["ratios"] = {m["model"]: {"ours_over_torch": m.get("ours_over_torch"),
-                                     "ours_over_before": m.get("ours_over_before"),
-                                     "ours_over_torch_range": m.get("ours_over_torch_range"),
-                                     "best_tensorflow": m.get("best_tensorflow"),
-                                     **{r["name"]: {"over_ours": r.get("over_ours"), "over_torch": r.get("over_torch")}
-                                        for r in m["rows"]}} for m in results}
-    common.finish(result, markdown(result, args), args.out)
+    derive(result)
+    result["loadavg_end"] = common.loadavg()
+    common.finish(result, markdown(result), args.out)
 
 
 if __name__ == "__main__":

@@ -111,11 +111,18 @@ def derive_split(split):
     return split
 
 
+def derive(result):
+    """Every split's derived figures recomputed from its counts and bytes (derive_split), in place."""
+    for split in result["splits"].values():
+        derive_split(split)
+    return result
+
+
 def markdown(result):
     """The table of a result, its files and bits per pixel recomputed from its counts (derive_split)."""
     import copy
 
-    splits = {name: derive_split(copy.deepcopy(s)) for name, s in result["splits"].items()}
+    splits = derive(copy.deepcopy(result))["splits"]
     rows = [[split, f"{s['files']:,}", _counts(s["quality"]), _counts(s["subsampling"]), _counts(s["sizes"]),
              f"{s['mean_bytes']:,.0f}", f"{s['mean_coded_bytes']:,.0f}", f"{s['bits_per_pixel']:.2f}"]
             for split, s in splits.items()]

@@ -74,9 +74,17 @@ def measure(model, batch, rounds, steps, warmup):
             names = names[r % len(names):] + names[:r % len(names)]  # rotate who goes first
             for name in names:
                 times[name] += runners[name](steps)
-    medians = {name: common.median(ts) * 1000 for name, ts in times.items()}
-    return {"model": model.get("label", model["name"]), "batch": batch, "variables": len(step.model.trainable_variables),
-            "ms": medians, "steps_per_name": rounds * steps}
+    return derive_row({"model": model.get("label", model["name"]), "batch": batch,
+                       "variables": len(step.model.trainable_variables), "steps_per_name": rounds * steps,
+                       "seconds": times})
+
+
+def derive_row(row):
+    """A row's median ms per name from its calls' times (`seconds`, in place). Results before 2026-12
+    kept only the medians (`ms`): those are read as stored."""
+    if row.get("seconds"):
+        row["ms"] = {name: common.median(ts) * 1000 for name, ts in row["seconds"].items()}
+    return row
 
 
 def _timed(fn, n):
@@ -88,9 +96,20 @@ def _timed(fn, n):
     return out
 
 
-def render(result):
-    rows = []
+def derive(result):
+    """Every row's medians recomputed from its calls' times where kept (derive_row), in place."""
     for row in result["rows"]:
+        derive_row(row)
+    return result
+
+
+def markdown(result):
+    """The table of a result: medians from the calls' times where kept (derive_row), each update's share
+    of the step and the estimated speed-up recomputed from the medians."""
+    import copy
+
+    rows = []
+    for row in derive(copy.deepcopy(result))["rows"]:
         ms = row["ms"]
         step = ms["step"]
         rows.append([row["model"], row["variables"], common.fmt(step, 0),
@@ -127,7 +146,7 @@ def main():
     result["rows"] = [measure(m, result["batch"], result["rounds"], result["steps"], result["warmup"]) for m in models]
     result["loadavg_end"] = common.loadavg()
     out = args.out or ("/tmp/optimizer_update_quick.json" if quick else "bench/results/optimizer_update.json")
-    common.finish(result, render(result), out)
+    common.finish(result, markdown(result), out)
 
 
 if __name__ == "__main__":

@@ -316,16 +316,34 @@ def fmt_ms(v):
     return "–" if v is None else f"{v:,.1f}"
 
 
-def markdown(result, args):
+def derive(result):
+    """Recompute, in place, every figure of a result from its raw measurements: each profile's step
+    (the median of its unprofiled steps, step_ms_all) and, from the profiler's kernel times per
+    category, busy time and profiled step, the shares, concurrency and overhead (summarize)."""
+    for m in result["models"]:
+        for framework in ("tensorflow", "torch"):
+            res = m.get(framework)
+            if res and not res.get("error") and res.get("step_ms_all"):
+                res["step_ms"] = common.median(res["step_ms_all"])
+                summarize(res)
+    return result
+
+
+def markdown(result):
+    """The tables of a result, recomputed from its raw measurements (see derive); the caption's end
+    load is loadavg_end's."""
+    import copy
+
+    result = derive(copy.deepcopy(result))
     lines = [f"Where the CPU training step's time goes, {common.machine_line(result['machine'])}; batch "
-             f"{args.batch}, float32; {args.profiled} profiled step(s) after {args.warmup} warm-up and "
-             f"{args.timed} timed step(s); 1-minute load average {result['loadavg_start'][0]:.2f} at start, "
-             f"{common.loadavg()[0]:.2f} at end; {result['date'][:10]}. TF kernel ms: kernel time per step summed "
+             f"{result['batch']}, float32; {result['profiled']} profiled step(s) after {result['warmup']} warm-up and "
+             f"{result['timed']} timed step(s); 1-minute load average {result['loadavg_start'][0]:.2f} at start, "
+             f"{result['loadavg_end'][0]:.2f} at end; {result['date'][:10]}. TF kernel ms: kernel time per step summed "
              f"over TensorFlow's two executor threads, which run kernels concurrently (so the sum exceeds the "
              f"step, and each kernel is slower than alone); '≈ ms of step': the category's share of kernel time "
              f"times the busy part of the unprofiled step, the figure to compare with PyTorch's self time "
              f"(one op at a time, each using both cores)."
-             + (" QUICK smoke run: tiny model and batch, not a measurement." if args.quick else ""), ""]
+             + (" QUICK smoke run: tiny model and batch, not a measurement." if result.get("quick") else ""), ""]
     for m in result["models"]:
         tf_res = m.get("tensorflow") or {}
         pt = m.get("torch") or {}
@@ -427,7 +445,9 @@ def main(argv=None):
         if not use_torch:
             entry["torch"] = {"error": "skipped (--no-torch)" if args.no_torch else "torch not installed"}
         result["models"].append(entry)
-    common.finish(result, markdown(result, args), args.out)
+    derive(result)
+    result["loadavg_end"] = common.loadavg()
+    common.finish(result, markdown(result), args.out)
 
 
 if __name__ == "__main__":

@@ -190,7 +190,7 @@ OLD_LATENCY_METHOD = "requests rotate between the float32 and int8 models of all
 
 
 def time_interleaved(predictors, images, batches, block=LATENCY_BLOCK):
-    """{batch: {key: {"p50_ms", "p90_ms", "requests"}}}, keys `(format, precision)`.
+    """{batch: {key: {"p50_ms", "p90_ms", "requests", "request_seconds"}}}, keys `(format, precision)`.
 
     Only the float32 and int8 models of one runtime alternate (the ratio compares those two),
     in blocks: one untimed request, then `block` timed ones. The untimed request is there
@@ -202,8 +202,6 @@ def time_interleaved(predictors, images, batches, block=LATENCY_BLOCK):
     own float32 model, whose time did not change; the first bench/results/int8.json (rotating)
     has ONNX Runtime 1.21x and LiteRT 1.17x there.
     """
-    from bench import common
-
     runtimes_in_order = list(dict.fromkeys(fmt for fmt, _ in predictors))
     out = {}
     for batch, iters in batches:
@@ -221,9 +219,7 @@ def time_interleaved(predictors, images, batches, block=LATENCY_BLOCK):
                         start = time.perf_counter()
                         predictors[key](pixels)
                         times[key].append(time.perf_counter() - start)
-        out[batch] = {"|".join(key): {"p50_ms": 1000 * common.percentile(t, 50),
-                                      "p90_ms": 1000 * common.percentile(t, 90), "requests": len(t)}
-                      for key, t in times.items()}
+        out[batch] = {"|".join(key): latency_stats(t) for key, t in times.items()}
     return out
 
 
@@ -262,7 +258,7 @@ def measure_int8(name, images, labels, formats, work, *, dataset, calibration_co
                                                         float_probabilities.argmax(-1)).mean()), 4),
             "file_bytes": int8_bytes,
             "float32_file_bytes": float_bytes,
-            "size_ratio": round(int8_bytes / float_bytes, 3),
+            "size_ratio": size_ratio(int8_bytes, float_bytes),
             "dataset": f"{label}, {split} split",
             "runtime": predictors[(fmt, "int8")].runtime,
             "quantizer": record["quantizer"],
@@ -281,10 +277,44 @@ def measure_int8(name, images, labels, formats, work, *, dataset, calibration_co
     return entries, latency
 
 
-def int8_markdown(result):
-    """BENCHMARKS.md's int8 tables: accuracy and size, then latency, float32 beside int8 per runtime."""
+def latency_stats(seconds):
+    """p50/p90 ms of one model's requests, and the requests' times (so the JSON can recompute them;
+    results before 2026-12 kept only the percentiles)."""
     from bench import common
 
+    return {"p50_ms": 1000 * common.percentile(seconds, 50), "p90_ms": 1000 * common.percentile(seconds, 90),
+            "requests": len(seconds), "request_seconds": list(seconds)}
+
+
+def size_ratio(int8_bytes, float_bytes):
+    """A card's int8 size over float32 (3 decimals, as cards record it)."""
+    return round(int8_bytes / float_bytes, 3)
+
+
+def derive_int8(result):
+    """An --int8 result's derived figures recomputed in place: each entry's size ratio from its file
+    bytes, each latency percentile from request_seconds where kept."""
+    for res in result["models"].values():
+        for e in res["entries"].values():
+            e["size_ratio"] = size_ratio(e["file_bytes"], e["float32_file_bytes"])
+        for stats in res["latency"].values():
+            for key, st in stats.items():
+                if st.get("request_seconds"):
+                    stats[key] = latency_stats(st["request_seconds"])
+    return result
+
+
+def int8_markdown(result):
+    """BENCHMARKS.md's int8 tables: accuracy and size, then latency, float32 beside int8 per runtime.
+    Recomputed from the raw fields: the size ratio from the file bytes, the change from the two top-1s,
+    the latency ratios and images/s from the percentiles (themselves from request_seconds where kept).
+    Not recomputable from the JSON: the top-1s and the agreement (summaries over the test images, whose
+    per-image predictions are not stored) and, before 2026-12, the percentiles."""
+    import copy
+
+    from bench import common
+
+    result = derive_int8(copy.deepcopy(result))
     accuracy, latency = [], []
     for name, res in result["models"].items():
         for key, e in res["entries"].items():
