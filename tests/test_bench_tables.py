@@ -55,8 +55,9 @@ NOT_RAW = {
     "serving_latency": "the p50/p90/p99 latencies: the workers kept the percentiles and the mean, not each "
                        "request's time (request_seconds from 2026-12); ratios and images/s are recomputed",
     "int8": "the top-1s and the top-1 agreement (summaries over the 10,000 test images; per-image "
-            "predictions not stored) and the p50/p90 latencies (request_seconds from 2026-12); the change in "
-            "points, the size ratios (from the file bytes), the latency ratios and images/s are recomputed",
+            "predictions not stored); the change in points, the size ratios (from the file bytes), the "
+            "p50/p90 latencies (from request_seconds, kept since the 2026-12-03 run), their ratios and "
+            "images/s are recomputed",
     "densenet_memory": "each run's step time: the median of its steps (step_times_seconds from 2026-12); "
                        "step memory (peak RSS - RSS before), the medians over runs, every ratio and the "
                        "BC-190 batches are recomputed",
