@@ -224,6 +224,79 @@ def _cpu_training_status(res, models=("resnetv2_20", "resnetv2_56")):
     return "; ".join(parts) or _todo("cpu_training")
 
 
+# Issue 37's acceptance: int8 top-1 within 1.0 point of float32 (0.5 for the ResNets), files at most
+# 0.3x, and batch-32 throughput at least 1.5x for the models of depth 56 and up.
+INT8_TOP1_POINTS = {"resnet": 0.5, "densenet": 1.0}
+INT8_SIZE_RATIO = 0.3
+INT8_SPEEDUP, INT8_SPEEDUP_MIN_DEPTH, INT8_SPEEDUP_BATCH = 1.5, 56, "32"
+
+
+def _int8_rows(res):
+    """[(zoo model, format, entry, batch-32 float32 p50 / int8 p50 or None)] of an --int8 result."""
+    from bench import runtime_cards
+
+    if res is None:
+        return []
+    res = runtime_cards.derive_int8(json.loads(json.dumps(res)))
+    rows = []
+    for name, model in res["models"].items():
+        stats = model["latency"].get(INT8_SPEEDUP_BATCH, {})
+        for key, entry in model["entries"].items():
+            fmt = key[:-len("_int8")]
+            f32, i8 = stats.get(f"{fmt}|float32"), stats.get(f"{fmt}|int8")
+            rows.append((name, fmt, entry, f32["p50_ms"] / i8["p50_ms"] if f32 and i8 else None))
+    return rows
+
+
+def _depth(name):
+    """resnetv2_56_cifar10 -> 56, densenet_bc_100_12_cifar10 -> 100."""
+    return int(re.search(r"_(\d+)", name).group(1))
+
+
+def _int8_status(rows, failing, describe, what):
+    if not rows:
+        return _todo("int8")
+    bad = [row for row in rows if failing(row)]
+    if not bad:
+        return f"met on all {len(rows)} {what}"
+    from keras_preact import runtimes
+
+    return (f"MISSED on {len(bad)} of {len(rows)} {what}: "
+            + "; ".join(f"{row[0]} {runtimes.RUNTIME_NAMES[row[1]]} {describe(row)}" for row in bad))
+
+
+def _int8_accuracy_status(res):
+    rows = _int8_rows(res)
+
+    def change(row):
+        return 100 * (row[2]["top1"] - row[2]["float32_top1"])
+
+    def limit(row):
+        return INT8_TOP1_POINTS["densenet" if row[0].startswith("densenet") else "resnet"]
+
+    text = _int8_status(rows, lambda row: abs(change(row)) > limit(row),
+                        lambda row: f"{change(row):+.2f} points", "model x runtime pairs")
+    if rows:
+        text += f" (changes {min(map(change, rows)):+.2f} to {max(map(change, rows)):+.2f} points)"
+    return text
+
+
+def _int8_size_status(res):
+    rows = _int8_rows(res)
+    return _int8_status(rows, lambda row: row[2]["size_ratio"] > INT8_SIZE_RATIO,
+                        lambda row: f"{row[2]['size_ratio']:.2f}x", "model x runtime pairs")
+
+
+def _int8_speed_status(res):
+    rows = [row for row in _int8_rows(res) if _depth(row[0]) >= INT8_SPEEDUP_MIN_DEPTH]
+    text = _int8_status(rows, lambda row: row[3] is None or row[3] < INT8_SPEEDUP,
+                        lambda row: "not timed" if row[3] is None else f"{row[3]:.2f}x", "deeper model x runtime pairs")
+    timed = [row[3] for row in rows if row[3] is not None]
+    if timed:
+        text += f" ({min(timed):.2f}x to {max(timed):.2f}x; models: {', '.join(sorted({row[0] for row in rows}))})"
+    return text
+
+
 def targets_markdown(root="."):
     res = {name: _load(name, root) for name in SECTIONS}
     rows = [
@@ -243,8 +316,13 @@ def targets_markdown(root="."):
          "step time", _memory_status(res["densenet_memory"])],
         ["issue 27: CPU training images/s, ours ÷ plain PyTorch (channels_last, same layers), resnetv2_20 and "
          "resnetv2_56, batch 128, float32, >= 1.0x", _cpu_training_status(res["cpu_training"])],
+        [f"issue 37: int8 top-1 within {INT8_TOP1_POINTS['densenet']} point of the float32 export in each runtime "
+         f"(within {INT8_TOP1_POINTS['resnet']} for the ResNets), full test split", _int8_accuracy_status(res["int8"])],
+        [f"issue 37: int8 file(s) <= {INT8_SIZE_RATIO}x the float32 export's", _int8_size_status(res["int8"])],
+        [f"issue 37: int8 ÷ float32 images/s at batch {INT8_SPEEDUP_BATCH} (medians) >= {INT8_SPEEDUP}x in each "
+         f"runtime for the models of depth {INT8_SPEEDUP_MIN_DEPTH} and up", _int8_speed_status(res["int8"])],
     ]
-    return common.markdown_table(["target (issue 7; last row issue 27)", "status"], rows) + "\n"
+    return common.markdown_table(["target (issue 7; then issues 27 and 37)", "status"], rows) + "\n"
 
 
 def render(name, root="."):

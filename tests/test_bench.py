@@ -244,7 +244,7 @@ def test_report_fills_blocks_and_targets(tmp_path):
           "<!-- result: targets -->\n<!-- /result -->\n"
     new = report.update(doc, str(tmp_path))
     assert "Command: `python -m bench.scaling`; measured 2026-01-01T00:00:00Z on AMD EPYC, 2 cores, AVX2" in new
-    assert "| x | 1.0 |" in new and "old" not in new
+    assert "| x | 1.0 |" in new and "\nold\n" not in new
     assert "not measured yet: run `python -m bench.serving_latency`" in new
     assert "2 logical CPUs: speed-up 0.90x, efficiency 0.45; JAX: no GPU visible to JAX" in new
     assert report.update(new, str(tmp_path)) == new  # idempotent

@@ -37,3 +37,37 @@ def test_latency_alternates_one_runtimes_two_models_in_blocks_after_an_untimed_r
         sequence = [key for key, _ in calls if key[0] == fmt]
         assert sequence[:2 * warmup] == [a] * warmup + [b] * warmup
         assert sequence[2 * warmup:] == [a] * 4 + [b] * 4 + [b] * 4 + [a] * 4 + [a] * 2 + [b] * 2
+
+
+def _int8_result(size_ratio_bytes, int8_top1, int8_seconds):
+    """A hand-made --int8 result: two models, ONNX only, float32 32 ms a batch-32 request."""
+    def entry(top1, file_bytes):
+        return {"top1": top1, "float32_top1": 0.9000, "file_bytes": file_bytes, "float32_file_bytes": 1000}
+
+    def latency(seconds):
+        return {"32": {"onnx|float32": {"request_seconds": [0.032] * 5}, "onnx|int8": {"request_seconds": [seconds] * 5}}}
+
+    return {"models": {
+        "resnetv2_20_cifar10": {"entries": {"onnx_int8": entry(0.9000, 250)}, "latency": latency(0.032),
+                                "formats": ["onnx"]},
+        "resnetv2_56_cifar10": {"entries": {"onnx_int8": entry(int8_top1, size_ratio_bytes)},
+                                "latency": latency(int8_seconds), "formats": ["onnx"]}}}
+
+
+def test_int8_targets_are_judged_from_the_raw_result():
+    """BENCHMARKS.md's issue-37 target rows: accuracy, size and the deeper models' batch-32 speed-up."""
+    from bench import report
+
+    good = _int8_result(size_ratio_bytes=300, int8_top1=0.8960, int8_seconds=0.020)
+    assert report._int8_accuracy_status(good).startswith("met on all 2 ")
+    assert report._int8_size_status(good) == "met on all 2 model x runtime pairs"
+    # resnetv2_20 (depth 20) is slower in int8 here (1.00x) but is not held to the speed-up.
+    assert report._int8_speed_status(good).startswith("met on all 1 deeper model x runtime pairs (1.60x to 1.60x")
+
+    bad = _int8_result(size_ratio_bytes=310, int8_top1=0.8940, int8_seconds=0.022)
+    assert report._int8_accuracy_status(bad).startswith(
+        "MISSED on 1 of 2 model x runtime pairs: resnetv2_56_cifar10 ONNX Runtime -0.60 points")
+    assert report._int8_size_status(bad) == (
+        "MISSED on 1 of 2 model x runtime pairs: resnetv2_56_cifar10 ONNX Runtime 0.31x")
+    assert report._int8_speed_status(bad).startswith(
+        "MISSED on 1 of 1 deeper model x runtime pairs: resnetv2_56_cifar10 ONNX Runtime 1.45x")
