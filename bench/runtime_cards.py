@@ -34,8 +34,12 @@ both file sizes; then times both, batch 1 and 32, requests interleaved between a
 of the model (median and p90). The JSON goes to `--out` (bench/results/int8.json, whose
 latency table `python -m bench.report` puts in BENCHMARKS.md); on the full split the cards get
 `"runtimes": {"onnx_int8": ..., ...}` beside the float entries, and their READMEs an int8 row
-per runtime. A run with `--limit`, or fewer latency requests than the defaults, is marked
-`quick` and writes no card.
+per runtime. Each entry of the JSON (not of the card) also keeps `per_image` (issue 38): the
+sorted indices of the images behind its accuracy figures, from which `derive_int8` recomputes
+them (`int8_accuracy`): a top-1 changed in the JSON and BENCHMARKS.md fails
+tests/test_bench_tables.py unless these lists are changed to match, one changed in a card alone
+fails tests/test_zoo_misses.py. A run with `--limit`, or fewer latency requests than the
+defaults, is marked `quick` and writes no card.
 """
 
 import argparse
@@ -90,6 +94,20 @@ def scores(probabilities, labels, reference):
         "max_abs_diff": float(np.abs(probabilities - reference).max()),
         "top1_differs": int((probabilities.argmax(-1) != reference.argmax(-1)).sum()),
     }
+
+
+def misses(probabilities, labels):
+    """{"top1": [...], "top5": [...]}: sorted indices of the images whose label is not the top-1 class /
+    not among the top-5, counted exactly as `scores` counts them (tests/zoo_misses.py's format)."""
+    k = min(5, probabilities.shape[-1])
+    best = np.argsort(-probabilities, axis=-1, kind="stable")[:, :k]
+    return {"top1": np.flatnonzero(best[:, 0] != labels).tolist(),
+            "top5": np.flatnonzero(~(best == labels[:, None]).any(-1)).tolist()}
+
+
+def top1_differences(probabilities, other):
+    """Sorted indices of the images whose top-1 class (argmax, as `scores`) differs between the two."""
+    return np.flatnonzero(probabilities.argmax(-1) != other.argmax(-1)).tolist()
 
 
 def measure_model(name, images, labels, formats, work, *, command, label, split):
@@ -250,6 +268,7 @@ def measure_int8(name, images, labels, formats, work, *, dataset, calibration_co
         entry = scores(int8_probabilities, labels, reference)
         float_scores = scores(float_probabilities, labels, reference)
         float_bytes, int8_bytes = artifact_bytes(folders["float32"]), artifact_bytes(folders["int8"])
+        int8_misses, float_misses = misses(int8_probabilities, labels), misses(float_probabilities, labels)
         entry.update({
             "precision": "int8",
             "float32_top1": float_scores["top1"],
@@ -266,7 +285,17 @@ def measure_int8(name, images, labels, formats, work, *, dataset, calibration_co
             "calibration": record["calibration"],
             "input": f"uint8 [N, {height}, {width}, 3]",
             "command": command,
+            PER_IMAGE: {
+                "top1_misses": int8_misses["top1"], "top5_misses": int8_misses["top5"],
+                "float32_top1_misses": float_misses["top1"], "float32_top5_misses": float_misses["top5"],
+                "top1_differs_from_float32": top1_differences(int8_probabilities, float_probabilities),
+                "top1_differs_from_keras": top1_differences(int8_probabilities, reference),
+            },
         })
+        recomputed = int8_accuracy(entry)
+        if recomputed != {key: entry[key] for key in recomputed}:  # the lists must say what the summaries say
+            raise RuntimeError(f"{name} {fmt} int8: per-image lists give {recomputed}, the summaries "
+                               f"{ {key: entry[key] for key in recomputed} }")
         entries[f"{fmt}_int8"] = entry
         print(f"{name} {fmt} int8: top-1 {entry['top1']} (float32 {entry['float32_top1']}), agreement with float32 "
               f"{entry['top1_agreement_with_float32']}, size {int8_bytes} / {float_bytes} bytes (export "
@@ -291,12 +320,45 @@ def size_ratio(int8_bytes, float_bytes):
     return round(int8_bytes / float_bytes, 3)
 
 
+PER_IMAGE = "per_image"  # an int8.json entry's per-image outcome (not copied into the card: `card_entry`)
+
+
+def int8_accuracy(entry):
+    """An int8 entry's accuracy figures recomputed from its per-image lists (`PER_IMAGE`), rounded as
+    `measure_int8` rounds them: top1, top5, float32_top1, float32_top5 (`scores`: DECIMALS),
+    top1_agreement_with_float32 (4 decimals) and, where its list is kept, top1_differs (a count).
+    {} for an entry without the lists (results before 2026-12-03 12:00 UTC)."""
+    from keras_preact.zoo import DECIMALS
+
+    lists = entry.get(PER_IMAGE)
+    if lists is None:
+        return {}
+    total = entry["num_examples"]
+
+    def rate(indices, decimals=DECIMALS):  # as scores: the mean of the hits over `total` images
+        return round((total - len(indices)) / total, decimals)
+
+    out = {"top1": rate(lists["top1_misses"]), "top5": rate(lists["top5_misses"]),
+           "float32_top1": rate(lists["float32_top1_misses"]), "float32_top5": rate(lists["float32_top5_misses"]),
+           "top1_agreement_with_float32": rate(lists["top1_differs_from_float32"], 4)}
+    if "top1_differs_from_keras" in lists:
+        out["top1_differs"] = len(lists["top1_differs_from_keras"])
+    return out
+
+
+def card_entry(entry):
+    """The card's copy of an int8.json entry: without the per-image lists (cards stay small)."""
+    return {key: value for key, value in entry.items() if key != PER_IMAGE}
+
+
 def derive_int8(result):
     """An --int8 result's derived figures recomputed in place: each entry's size ratio from its file
-    bytes, each latency percentile from request_seconds where kept."""
+    bytes, its accuracy figures from its per-image lists where kept (`int8_accuracy`), each latency
+    percentile from request_seconds where kept."""
     for res in result["models"].values():
         for e in res["entries"].values():
             e["size_ratio"] = size_ratio(e["file_bytes"], e["float32_file_bytes"])
+            e.update(int8_accuracy(e))
         for stats in res["latency"].values():
             for key, st in stats.items():
                 if st.get("request_seconds"):
@@ -306,10 +368,11 @@ def derive_int8(result):
 
 def int8_markdown(result):
     """BENCHMARKS.md's int8 tables: accuracy and size, then latency, float32 beside int8 per runtime.
-    Recomputed from the raw fields: the size ratio from the file bytes, the change from the two top-1s,
-    the latency ratios and images/s from the percentiles (themselves from request_seconds where kept).
-    Not recomputable from the JSON: the top-1s and the agreement (summaries over the test images, whose
-    per-image predictions are not stored) and, before 2026-12, the percentiles."""
+    Recomputed from the raw fields: the size ratio from the file bytes, the top-1s and the agreement
+    from the per-image lists where kept, the change from the two top-1s, the latency ratios and
+    images/s from the percentiles (themselves from request_seconds where kept). Not recomputable
+    from a JSON without the per-image lists (before 2026-12-03 12:00 UTC): the top-1s and the
+    agreement; before 2026-12, the percentiles."""
     import copy
 
     from bench import common
@@ -375,9 +438,25 @@ def int8_main(args, names):
                 batches=batches, command=command, label=dataset_label(card), split=args.split)
             result["models"][name] = {"entries": entries, "latency": latency, "formats": formats}
             if not dry_run:
-                print(f"wrote {write_card(name, entries, merge=True)}", file=sys.stderr)
-    common.finish(result, int8_markdown(result), args.out)
+                print(f"wrote {write_card(name, {k: card_entry(e) for k, e in entries.items()}, merge=True)}",
+                      file=sys.stderr)
+    result.setdefault("loadavg_end", common.loadavg())  # common.finish, with the index lists on one line each
+    result["markdown"] = int8_markdown(result)
+    print(result["markdown"])
+    write_int8_result(args.out, result)
     return result
+
+
+def write_int8_result(path, result):
+    """common.write_result's JSON (indent 1), each list of integers (the per-image indices) on one line."""
+    import re
+
+    text = json.dumps(result, indent=1)
+    text = re.sub(r"\[(?:\s*-?\d+,)*\s*-?\d+\s*\]", lambda m: json.dumps(json.loads(m.group(0))), text)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    Path(path).write_text(text)
+    assert json.loads(text) == json.loads(json.dumps(result))
+    print(f"wrote {path}", file=sys.stderr)
 
 
 def main(argv=None):

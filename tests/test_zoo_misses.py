@@ -11,6 +11,7 @@ a card and in all its copies fails here; a miss record changed to match fails th
 """
 
 import json
+import pathlib
 
 import pytest
 
@@ -64,3 +65,57 @@ def test_real_zoo_runtime_numbers_follow_from_the_keras_misses(name):
                 assert numbers["float32_top1"] == top1, label
             checked.append(label)
     assert {"saved_model", "onnx", "openvino", "litert"} <= set(checked), checked
+
+
+INT8_JSON = pathlib.Path(__file__).resolve().parents[1] / "bench" / "results" / "int8.json"
+
+
+def _int8_card_mismatches(card, result):
+    """Where a card's int8 entries ("<format>_int8", written by bench/runtime_cards.py --int8) differ from
+    the int8.json entry of the same model and format, which keeps the per-image lists behind its
+    accuracy figures (tests/test_bench_tables.py recomputes them from those): [] where int8.json
+    has not measured the model."""
+    from bench import runtime_cards
+
+    measured = result["models"].get(card["name"])
+    if measured is None:
+        return []
+    problems = []
+    for fmt, entry in card.get("runtimes", {}).items():
+        if entry.get("precision") != "int8":
+            continue
+        if runtime_cards.PER_IMAGE in entry:
+            problems.append(f"{fmt}: the card keeps per-image lists")
+        stored = measured["entries"].get(fmt)
+        if stored is None:
+            problems.append(f"{fmt}: not in int8.json")
+            continue
+        stored = runtime_cards.card_entry(stored)
+        problems += [f"{fmt}/{key}: card {entry.get(key)!r}, int8.json {stored.get(key)!r}"
+                     for key in sorted(set(entry) | set(stored)) if entry.get(key) != stored.get(key)]
+    return problems
+
+
+@pytest.mark.parametrize("name", sorted(CARDS))
+def test_real_zoo_int8_entries_are_the_int8_json_entries(name):
+    """A card's int8 figures (its README's int8 rows, keras_preact/zoo/models/README.md's int8 table:
+    tests/test_zoo.py re-renders both from the card) are bench/results/int8.json's, whose accuracy
+    figures tests/test_bench_tables.py recomputes from the per-image lists it keeps."""
+    result = json.loads(INT8_JSON.read_text())
+    assert not _int8_card_mismatches(CARDS[name], result)
+    if name in result["models"]:
+        fmts = {fmt for fmt, e in CARDS[name].get("runtimes", {}).items() if e.get("precision") == "int8"}
+        assert fmts == set(result["models"][name]["entries"]), "int8.json measured formats the card lacks"
+
+
+def test_an_int8_figure_planted_in_a_card_alone_is_found():
+    result = {"models": {"m": {"entries": {"onnx_int8": {"precision": "int8", "top1": 0.9, "top5": 0.99,
+                                                         "per_image": {"top1_misses": [0]}}}}}}
+    card = {"name": "m", "runtimes": {"onnx": {"top1": 0.91},
+                                      "onnx_int8": {"precision": "int8", "top1": 0.9, "top5": 0.99}}}
+    assert _int8_card_mismatches(card, result) == []
+    card["runtimes"]["onnx_int8"]["top1"] = 0.91
+    assert _int8_card_mismatches(card, result) == ["onnx_int8/top1: card 0.91, int8.json 0.9"]
+    card["runtimes"]["onnx_int8"]["per_image"] = {"top1_misses": [0]}
+    assert "onnx_int8: the card keeps per-image lists" in _int8_card_mismatches(card, result)
+    assert _int8_card_mismatches({**card, "name": "other"}, result) == []  # int8.json has not measured it
