@@ -58,13 +58,13 @@ def test_int8_targets_are_judged_from_the_raw_result():
     """BENCHMARKS.md's issue-37 target rows: accuracy, size and the deeper models' batch-32 speed-up."""
     from bench import report
 
-    good = _int8_result(size_ratio_bytes=300, int8_top1=0.8960, int8_seconds=0.020)
+    good = report._int8_rows(_int8_result(size_ratio_bytes=300, int8_top1=0.8960, int8_seconds=0.020))
     assert report._int8_accuracy_status(good).startswith("met on all 2 ")
     assert report._int8_size_status(good) == "met on all 2 model x runtime pairs"
     # resnetv2_20 (depth 20) is slower in int8 here (1.00x) but is not held to the speed-up.
     assert report._int8_speed_status(good).startswith("met on all 1 deeper model x runtime pairs (1.60x to 1.60x")
 
-    bad = _int8_result(size_ratio_bytes=310, int8_top1=0.8940, int8_seconds=0.022)
+    bad = report._int8_rows(_int8_result(size_ratio_bytes=310, int8_top1=0.8940, int8_seconds=0.022))
     assert report._int8_accuracy_status(bad).startswith(
         "MISSED on 1 of 2 model x runtime pairs: resnetv2_56_cifar10 ONNX Runtime -0.60 points")
     assert report._int8_size_status(bad) == (
