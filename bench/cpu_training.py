@@ -113,6 +113,10 @@ SWEEP_VARIANTS = [
     ("batch64", "tensorflow", "ours at batch 64 (images/s compared)"),
     ("batch256", "tensorflow", "ours at batch 256 (images/s compared)"),
     ("channels_first", "tensorflow", "ours with the model in channels_first (NCHW)"),
+    ("memory_efficient", "tensorflow", "ours with DenseNet(memory_efficient=True): each map's batch moments once, "
+                                       "every dense layer and transition recomputed in the backward pass"),
+    ("shared_moments", "tensorflow", "ours with memory_efficient=True's layers but nothing recomputed (each map's "
+                                     "batch moments once, then BN as x * scale + shift; bench-only)"),
     ("inter_op_1", "tensorflow:inter1", "ours, tf.config.threading inter_op_parallelism_threads=1"),
     ("intra_op_1", "tensorflow:intra1", "ours, intra_op_parallelism_threads=1 (one core per op)"),
     ("onednn_off", "tensorflow:onednn_off", "ours, TF_ENABLE_ONEDNN_OPTS=0 (Eigen kernels)"),
@@ -337,6 +341,10 @@ class TrainerRunner(StepRunner):
             batch = 256
         if name == "channels_first":
             layout = "channels_first"
+        if name in ("memory_efficient", "shared_moments"):
+            if not model["name"].startswith("densenet"):
+                raise ValueError(f"variant {name!r} is for DenseNets (memory_efficient=True); model {model['name']!r}")
+            model = dict(model, overrides={**(model.get("overrides") or {}), "memory_efficient": True})
         if batch != data.batch:
             data = Data(batch, data.size, data.classes)
         self.batch = batch
@@ -361,6 +369,17 @@ class TrainerRunner(StepRunner):
             data.pixels = np.ascontiguousarray(data.pixels.transpose(0, 3, 1, 2))
         iterator = tf_iterator(trainer.strategy, data)
         self._step = lambda: [float(t.numpy()) for t in step(iterator)]
+        if name == "shared_moments":
+            # The memory-efficient layers wrap what they recompute in keras.remat when the
+            # step is traced; with keras.remat as the identity during the first (tracing)
+            # step, the same functions run once and their activations are stored. That
+            # step is extra, so the warm-up's first step is no longer the compile.
+            real_remat = keras.remat
+            keras.remat = lambda function: function
+            try:
+                self._step()
+            finally:
+                keras.remat = real_remat
 
 # ---------------------------------------------------------------- model.fit on any backend
 

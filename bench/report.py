@@ -40,6 +40,13 @@ SECTIONS = {
                                 "python -m bench.cpu_training --sweep --models resnetv2_164 --variants "
                                 "ours,fused_sgd,batch64,batch256,xla_grads,channels_first,bf16 --rounds 3 --steps 2 "
                                 "--warmup 2 --out bench/results/cpu_training_sweep_r164.json"),
+    "profile_step_densenet": ("bench/results/profile_step_densenet.json",
+                              "python -m bench.profile_step --models densenet_bc_100_12 "
+                              "--out bench/results/profile_step_densenet.json"),
+    "cpu_training_sweep_densenet": ("bench/results/cpu_training_sweep_densenet.json",
+                                    "python -m bench.cpu_training --sweep --models densenet_bc_100_12 --variants "
+                                    "ours,memory_efficient,shared_moments,batch64,batch256,bf16 --rounds 3 --steps 2 "
+                                    "--warmup 2 --out bench/results/cpu_training_sweep_densenet.json"),
     "optimizer_update": ("bench/results/optimizer_update.json", "python -m bench.optimizer_update --rounds 3"),
     "profile_step": ("bench/results/profile_step.json", "python -m bench.profile_step"),
     "profile_step_before": ("bench/results/profile_step_before.json",

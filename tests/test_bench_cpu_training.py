@@ -83,6 +83,34 @@ def test_fused_sgd_update_is_keras_sgd():
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
+def test_shared_moments_variant_is_memory_efficient_without_recomputation(monkeypatch):
+    """The sweep's `shared_moments` row: memory_efficient=True's layers, each traced once (no
+    keras.remat), keras.remat restored after; `memory_efficient` recomputes; ResNets refused."""
+    import keras
+
+    from bench import cpu_training
+    from keras_preact.models import densenet_memory
+
+    calls = []
+    original = densenet_memory.concat_normalize_convolve
+    monkeypatch.setattr(densenet_memory, "concat_normalize_convolve",
+                        lambda *args: calls.append(1) or original(*args))
+    data = cpu_training.Data(4, 32, 10)
+    model = {"name": "densenet_40_12", "overrides": {"blocks": (1, 1, 1)}}  # 3 dense layers, 2 transitions
+    traced = {}
+    for name in ("memory_efficient", "shared_moments"):
+        calls.clear()
+        runner = cpu_training.TrainerRunner(name, model, data, None)
+        runner.run(1)
+        traced[name] = len(calls)
+        assert any(isinstance(layer, densenet_memory.MemoryEfficientDenseBlock) for layer in runner.model.layers)
+    assert keras.remat.__name__ != "<lambda>"  # the bench's stand-in is gone
+    # 5 layers: traced once each in the forward pass, again in the backward pass when recomputed.
+    assert traced == {"memory_efficient": 10, "shared_moments": 5}
+    with pytest.raises(ValueError, match="is for DenseNets"):
+        cpu_training.TrainerRunner("shared_moments", {"name": "resnetv2_20", "overrides": {"depth": 8}}, data, None)
+
+
 def test_profile_classifies_kernels_by_layer_and_op():
     from bench.profile_step import classify_tf, scope_layer
 

@@ -43,9 +43,11 @@ RENDERERS = {
     "cpu_training": ("bench.cpu_training", "markdown", "derive"),
     "cpu_training_sweep": ("bench.cpu_training", "markdown", "derive"),
     "cpu_training_sweep_r164": ("bench.cpu_training", "markdown", "derive"),
+    "cpu_training_sweep_densenet": ("bench.cpu_training", "markdown", "derive"),
     "optimizer_update": ("bench.optimizer_update", "markdown", "derive"),
     "profile_step": ("bench.profile_step", "markdown", "derive"),
     "profile_step_before": ("bench.profile_step", "markdown", "derive"),
+    "profile_step_densenet": ("bench.profile_step", "markdown", "derive"),
 }
 
 # Figures each block renders from a stored summary, because its JSON does not keep the raw values
@@ -67,6 +69,7 @@ NOT_RAW = {
                     "the trace, which is not kept); the step (median of step_ms_all), shares of the step, "
                     "concurrency and overhead are recomputed",
     "profile_step_before": "as profile_step",
+    "profile_step_densenet": "as profile_step",
 }
 
 

@@ -438,17 +438,19 @@ class CifarCpuDenseNetBC100(CifarCpuResNetV2_164):
     ../shared/reference/papers.md); the recipe's L2 5e-4 rather than the paper's 1e-4 suits
     a schedule of tens of epochs, as for the ResNets.
 
-    22 epochs, planned from the measured step: 43 images/s for DenseNet-BC-100 with the fused
-    batch norm, batch 128, float32, on the 2-core Intel Xeon (AVX-512, AMX) of issue 35, i.e.
-    about 19.4 minutes of training an epoch plus about 7% for the evaluations and the
-    recomputed statistics, so 22 epochs are about 7.5 hours alone, the issue's budget of 15
+    20 epochs, planned from the measured step after issue 35's speed pass (BENCHMARKS.md section
+    8: nothing tried was 1.1x faster, so batch 128, float32, the fused batch norm and the plain
+    model stay): 39.0 images/s for DenseNet-BC-100 on the 2-core Intel Xeon (AVX-512, AMX) of
+    issue 35 (`bench/results/cpu_training_sweep_densenet.json`; the issue's first figure was
+    43), i.e. about 21.4 minutes of training an epoch plus about 7% for the evaluations and the
+    recomputed statistics, so 20 epochs are about 7.6 hours alone, the issue's budget of 15
     CPU-hours. The paper trains 300 epochs (95.49% on the original CIFAR-10, Table 2); public
     budgets (../shared/reference/cifar-budgets.md) put a one-cycle ResNet-56 at 92.3% after 50
     epochs on the original images, and CIFAR-10 (JPEG q75 copy) costs 1-3 points more.
     """
 
     name: str = "cifar_cpu_densenet_bc_100"
-    epochs: int = 22
+    epochs: int = 20
 
 
 @dataclasses.dataclass(frozen=True)
