@@ -185,10 +185,10 @@ LATENCY_ITERS = {1: 300, 32: 60}  # requests per model and batch size in a full 
 WARMUP = {1: 10, 32: 3}
 
 
-def artifact_bytes(folder):
-    """Bytes of an export's model files (model.onnx; model.xml + model.bin; model.tflite)."""
-    return sum(f.stat().st_size for f in Path(folder).iterdir()
-               if f.name.startswith("model.") and f.suffix != ".json")
+def artifact_files(folder):
+    """{file name: bytes} of an export's model files (model.onnx; model.xml + model.bin; model.tflite)."""
+    return {f.name: f.stat().st_size for f in sorted(Path(folder).iterdir())
+            if f.name.startswith("model.") and f.suffix != ".json"}
 
 
 def int8_instructions():
@@ -267,7 +267,8 @@ def measure_int8(name, images, labels, formats, work, *, dataset, calibration_co
         record = json.loads((folders["int8"] / quantization.RECORD_FILE).read_text())
         entry = scores(int8_probabilities, labels, reference)
         float_scores = scores(float_probabilities, labels, reference)
-        float_bytes, int8_bytes = artifact_bytes(folders["float32"]), artifact_bytes(folders["int8"])
+        float_files, int8_files = artifact_files(folders["float32"]), artifact_files(folders["int8"])
+        float_bytes, int8_bytes = sum(float_files.values()), sum(int8_files.values())
         int8_misses, float_misses = misses(int8_probabilities, labels), misses(float_probabilities, labels)
         entry.update({
             "precision": "int8",
@@ -278,6 +279,10 @@ def measure_int8(name, images, labels, formats, work, *, dataset, calibration_co
             "file_bytes": int8_bytes,
             "float32_file_bytes": float_bytes,
             "size_ratio": size_ratio(int8_bytes, float_bytes),
+            # Per file as well: OpenVINO's int8 model.xml grows (FakeQuantize and weight-decompression
+            # nodes) while model.bin shrinks, which the total alone hides.
+            "file_bytes_per_file": int8_files,
+            "float32_file_bytes_per_file": float_files,
             "dataset": f"{label}, {split} split",
             "runtime": predictors[(fmt, "int8")].runtime,
             "quantizer": record["quantizer"],
@@ -351,12 +356,24 @@ def card_entry(entry):
     return {key: value for key, value in entry.items() if key != PER_IMAGE}
 
 
+def per_file_ratios(entry):
+    """"; model.bin 0.25x, model.xml 2.30x" for an export of several files whose sizes were kept, else ""."""
+    int8, float32 = entry.get("file_bytes_per_file", {}), entry.get("float32_file_bytes_per_file", {})
+    if len(int8) < 2 or set(int8) != set(float32):
+        return ""
+    return "; " + ", ".join(f"{name} {int8[name] / float32[name]:.2f}x" for name in sorted(int8))
+
+
 def derive_int8(result):
-    """An --int8 result's derived figures recomputed in place: each entry's size ratio from its file
-    bytes, its accuracy figures from its per-image lists where kept (`int8_accuracy`), each latency
+    """An --int8 result's derived figures recomputed in place: each entry's file bytes from its
+    per-file bytes where kept (from 2026-12-03 on), its size ratio from its file bytes, its
+    accuracy figures from its per-image lists where kept (`int8_accuracy`), each latency
     percentile from request_seconds where kept."""
     for res in result["models"].values():
         for e in res["entries"].values():
+            for key in ("file_bytes", "float32_file_bytes"):
+                if f"{key}_per_file" in e:  # kept from 2026-12-03 on
+                    e[key] = sum(e[f"{key}_per_file"].values())
             e["size_ratio"] = size_ratio(e["file_bytes"], e["float32_file_bytes"])
             e.update(int8_accuracy(e))
         for stats in res["latency"].values():
@@ -386,7 +403,7 @@ def int8_markdown(result):
                              f"{100 * e['top1']:.2f}%", f"{100 * (e['top1'] - e['float32_top1']):+.2f}",
                              f"{100 * e['top1_agreement_with_float32']:.2f}%",
                              f"{e['float32_file_bytes'] / 1e6:.2f} MB -> {e['file_bytes'] / 1e6:.2f} MB "
-                             f"({e['size_ratio']:.2f}x)"])
+                             f"({e['size_ratio']:.2f}x{per_file_ratios(e)})"])
         for batch, stats in res["latency"].items():
             for fmt in res["formats"]:
                 f32, i8 = stats[f"{fmt}|float32"], stats[f"{fmt}|int8"]

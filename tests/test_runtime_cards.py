@@ -71,3 +71,21 @@ def test_int8_targets_are_judged_from_the_raw_result():
         "MISSED on 1 of 2 model x runtime pairs: resnetv2_56_cifar10 ONNX Runtime 0.31x")
     assert report._int8_speed_status(bad).startswith(
         "MISSED on 1 of 1 deeper model x runtime pairs: resnetv2_56_cifar10 ONNX Runtime 1.45x")
+
+
+def test_int8_sizes_are_recomputed_per_file_and_shown_for_multi_file_exports(tmp_path):
+    """An OpenVINO export is model.xml + model.bin: the bench keeps each file's bytes, the total and
+    the ratio are recomputed from them, and the table shows each file's ratio (the .xml grows)."""
+    for name, size in (("model.xml", 300), ("model.bin", 1000), ("model_info.json", 50)):
+        (tmp_path / name).write_bytes(b"\0" * size)
+    assert runtime_cards.artifact_files(tmp_path) == {"model.bin": 1000, "model.xml": 300}
+    entry = {"file_bytes": 1, "float32_file_bytes": 1, "size_ratio": 1.0,
+             "file_bytes_per_file": {"model.bin": 250, "model.xml": 690},
+             "float32_file_bytes_per_file": {"model.bin": 1000, "model.xml": 300}}
+    result = runtime_cards.derive_int8({"models": {"m": {"entries": {"openvino_int8": entry}, "latency": {}}}})
+    derived = result["models"]["m"]["entries"]["openvino_int8"]
+    assert (derived["file_bytes"], derived["float32_file_bytes"], derived["size_ratio"]) == (940, 1300, 0.723)
+    assert runtime_cards.per_file_ratios(derived) == "; model.bin 0.25x, model.xml 2.30x"
+    assert runtime_cards.per_file_ratios({"file_bytes_per_file": {"model.onnx": 3},
+                                          "float32_file_bytes_per_file": {"model.onnx": 9}}) == ""
+    assert runtime_cards.per_file_ratios({"file_bytes": 3}) == ""  # results before per-file bytes were kept
