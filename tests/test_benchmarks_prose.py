@@ -483,8 +483,8 @@ def _densenet_step_section():
     ratio = {n: _over(sweep, "densenet_bc_100_12", n)[0]
              for n in ("shared_moments", "memory_efficient", "batch64", "batch256", "bf16")}
     assert max(ratio.values()) < 1.1  # "None reaches 1.1x"
-    images = _rows(sweep, "densenet_bc_100_12")["ours"]["batch"] / _median(
-        _rows(sweep, "densenet_bc_100_12")["ours"]["step_seconds"])
+    ours = _rows(sweep, "densenet_bc_100_12")["ours"]
+    images = ours["batch"] / _median(ours["step_seconds"])
     return [
         f"The convolutions are {100 * _conv_ms(tf) / step:.0f}% of the step, the batch norms "
         f"{100 * _bn_ms(tf) / step:.0f}% (forward and backward,",
