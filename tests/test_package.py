@@ -16,8 +16,12 @@ import sys
 import zipfile
 from pathlib import Path
 
+import keras
+import numpy as np
 import pytest
 from wheels import build_wheel
+
+import keras_preact
 
 from test_zoo_support import CIFAR_ARCHIVE, CIFAR_MISSING, REPO
 
@@ -110,3 +114,28 @@ def test_the_installed_commands_predict_export_and_train(installed):
     help_text = run([script, "train", "--help"], cwd=user)
     for flag in ("--model_dir", "--dataset", "--config", "--strategy", "--cpu_devices", "--mixed_precision"):
         assert flag in help_text
+
+
+# Issue 35's flagship models by their builders, as README's first example writes them.
+FLAGSHIPS = {"ResNetV2_164": "resnetv2_164_cifar10", "DenseNet_BC_100_12": "densenet_bc_100_12_cifar10"}
+_PREDICT_CAT = (
+    "import json, sys, keras, keras_preact\n"
+    "image = keras.utils.img_to_array(keras.utils.load_img(sys.argv[3], target_size=(32, 32)))[None]\n"
+    "model = getattr(keras_preact, sys.argv[1])(weights=sys.argv[2])\n"
+    "print(json.dumps([keras_preact.__file__, model(image, training=False).numpy()[0].tolist()]))\n"
+)
+
+
+@pytest.mark.parametrize("builder", sorted(FLAGSHIPS))
+def test_the_installed_flagships_load_their_zoo_weights_by_builder(installed, builder):
+    """`keras_preact.ResNetV2_164(weights="resnetv2_164_cifar10")` from the wheel, offline: the
+    weights inside the package give the checkout's probabilities for the sample cat."""
+    _, bin_dir, user = installed
+    name = FLAGSHIPS[builder]
+    output = run([str(bin_dir / "python"), "-c", _PREDICT_CAT, builder, name, "cat.jpg"], cwd=user)
+    location, installed_probabilities = json.loads(output.strip().splitlines()[-1])
+    assert not Path(location).is_relative_to(REPO), f"imported from the checkout: {location}"
+    image = keras.utils.img_to_array(keras.utils.load_img(user / "cat.jpg", target_size=(32, 32)))[None]
+    expected = getattr(keras_preact, builder)(weights=name)(image, training=False).numpy()[0]
+    np.testing.assert_allclose(installed_probabilities, expected, atol=1e-6)
+    assert abs(sum(installed_probabilities) - 1) < 1e-5
