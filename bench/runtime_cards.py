@@ -162,17 +162,19 @@ def measure_model(name, images, labels, formats, work, *, command, label, split)
 
 
 def write_card(name, entries, merge=False):
-    """Re-read the card, set its "runtimes" key, write it and its README.md (others may edit other keys).
+    """Re-read the card, set its "runtimes" key, write it, its README.md and the zoo's README.md,
+    whose int8 table is rendered from every card (others may edit other keys).
 
     merge: keep the entries already there that `entries` does not replace (the int8 run adds its own).
     """
-    from keras_preact.zoo.cards import render_model_readme
+    from keras_preact.zoo.cards import render_model_readme, write_zoo_readme
 
     folder = zoo.model_dir(name)
     card = json.loads((folder / zoo.CARD_FILE).read_text())
     card["runtimes"] = {**card.get("runtimes", {}), **entries} if merge else entries
     (folder / zoo.CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     (folder / "README.md").write_text(render_model_readme(card))
+    write_zoo_readme(folder.parent)
     return folder
 
 

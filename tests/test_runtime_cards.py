@@ -1,10 +1,14 @@
-"""bench/runtime_cards.py's int8 latency timing: which requests it makes, in which order (no runtime needed)."""
+"""bench/runtime_cards.py: its int8 latency timing (which requests it makes, in which order), its int8 targets
+and sizes, and what writing a card rewrites (no runtime needed)."""
 
 import itertools
+import json
+import shutil
 
 import numpy as np
 
 from bench import runtime_cards
+from keras_preact.zoo import PACKAGED_ZOO
 
 
 def _recorder(calls):
@@ -89,3 +93,18 @@ def test_int8_sizes_are_recomputed_per_file_and_shown_for_multi_file_exports(tmp
     assert runtime_cards.per_file_ratios({"file_bytes_per_file": {"model.onnx": 3},
                                           "float32_file_bytes_per_file": {"model.onnx": 9}}) == ""
     assert runtime_cards.per_file_ratios({"file_bytes": 3}) == ""  # results before per-file bytes were kept
+
+
+def test_writing_a_card_renders_its_readme_and_the_zoos_int8_table_again(tmp_path, monkeypatch):
+    """A card's new int8 entry reaches the zoo's README.md, whose int8 table spans every card, in
+    the same run (the first R164 int8 run left that table one model short until re-rendered)."""
+    name = "resnet_20_cifar10"
+    (tmp_path / name).mkdir()
+    shutil.copy(PACKAGED_ZOO / name / "model_card.json", tmp_path / name / "model_card.json")
+    monkeypatch.setenv("KERAS_PREACT_ZOO", str(tmp_path))
+    entry = {**json.loads((tmp_path / name / "model_card.json").read_text())["runtimes"]["onnx_int8"],
+             "top1": 0.1234}
+    assert runtime_cards.write_card(name, {"onnx_int8": entry}, merge=True) == tmp_path / name
+    assert f"| {name} | ONNX Runtime | 88.18% | 12.34% |" in (tmp_path / "README.md").read_text()
+    assert "12.34%" in (tmp_path / name / "README.md").read_text()
+    assert json.loads((tmp_path / name / "model_card.json").read_text())["runtimes"]["openvino_int8"]  # merged
